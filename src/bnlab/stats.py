@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .errors import BNValueError
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -79,26 +81,40 @@ def merge(a: Stats, b: Stats) -> Stats:
     δ = μ_b − μ_a;  n = n_a + n_b;  μ = μ_a + δ·n_b/n;  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
     A shard with count 0 contributes nothing (and never produces 0/0).
     """
-    n = a.count + b.count
-    if isinstance(n, int):
+    if isinstance(a.count, int) and isinstance(b.count, int):
         if a.count == 0:
             return b
         if b.count == 0:
             return a
-        safe_n: int | Tensor = n
-    else:
-        safe_n = torch.clamp(n, min=1)
-    delta = b.mean - a.mean
-    frac_b = b.count / safe_n
-    mean = a.mean + delta * frac_b
-    m2 = a.m2 + b.m2 + delta.square() * (a.count * frac_b)
-    return Stats(n, mean, m2 / safe_n)
+        n: int | Tensor = a.count + b.count
+        delta = b.mean - a.mean
+        frac_b = b.count / n
+        mean = a.mean + delta * frac_b
+        m2 = a.m2 + b.m2 + delta.square() * (a.count * frac_b)
+        return Stats(n, mean, m2 / n)
+    # Counts that travelled as tensors (a collective): do the arithmetic in the statistics'
+    # dtype, and mask empty shards, whose mean and variance are NaN (0/0), instead of branching.
+    dt = a.mean.dtype
+    na = torch.as_tensor(a.count, device=a.mean.device).to(dt)
+    nb = torch.as_tensor(b.count, device=a.mean.device).to(dt)
+    n_t = na + nb
+    safe_n = torch.clamp(n_t, min=1)
+    zero = torch.zeros((), dtype=dt, device=a.mean.device)
+    mean_a = torch.where(na > 0, a.mean, zero)
+    mean_b = torch.where(nb > 0, b.mean, zero)
+    m2_a = torch.where(na > 0, a.var * na, zero)
+    m2_b = torch.where(nb > 0, b.var * nb, zero)
+    delta = mean_b - mean_a
+    frac_b = nb / safe_n
+    mean = torch.where(na > 0, mean_a + delta * frac_b, mean_b)
+    m2 = m2_a + m2_b + torch.where((na > 0) & (nb > 0), delta.square() * (na * frac_b), zero)
+    return Stats(n_t, mean, m2 / safe_n)
 
 
 def combine(shards: Sequence[Stats]) -> Stats:
     """Move 2 over any number of shards: ``merge`` folded left to right."""
     if not shards:
-        raise ValueError("combine() needs at least one Stats (got none)")
+        raise BNValueError("combine() needs at least one Stats (got none)")
     return functools.reduce(merge, shards)
 
 
@@ -120,3 +136,34 @@ def update_running(
     if running_var is not None:
         new_var = stats.unbiased_var().to(running_var.dtype)
         running_var.mul_(1.0 - momentum).add_(new_var * momentum)
+
+
+NORMALIZATIONS = ("batch", "layer", "instance", "group")
+
+
+def normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
+    """The axes one mean and variance are taken over, for an (N, C, *spatial) tensor.
+
+    batch: (N, *spatial) per channel; layer: (C, *spatial) per sample; instance: (*spatial) per
+    sample and channel.  group: (C/G, *spatial) per sample and group — for the tensor viewed as
+    (N, G, C/G·spatial), see :func:`group_view`.
+    """
+    if kind == "batch":
+        return reduce_axes(ndim)
+    if kind == "layer":
+        return tuple(range(1, ndim))
+    if kind == "instance":
+        return tuple(range(2, ndim))
+    if kind == "group":
+        return (2,)
+    raise BNValueError(
+        f"normalization kind must be one of {', '.join(NORMALIZATIONS)} (got {kind!r})"
+    )
+
+
+def group_view(x: Tensor, groups: int) -> Tensor:
+    """(N, C, *spatial) → (N, G, C/G·prod(spatial)): group norm reduces over the last axis."""
+    n, c = x.shape[0], x.shape[1]
+    if groups < 1 or c % groups:
+        raise BNValueError(f"group norm: expected groups dividing {c} channels (got {groups})")
+    return x.reshape(n, groups, -1)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import init
 
-from ..errors import BNValueError, shape_str
+from ..errors import BNTypeError, BNValueError, shape_str
 from ..functional import _batch_norm
 
 # torch 2.13 added a keyword-only ``bias=`` flag (and shows it in the repr); older torch has none.
@@ -139,7 +139,7 @@ class _BatchNorm(nn.Module):
     def forward(self, input: Tensor) -> Tensor:
         # Work out the state; every check runs before anything changes.
         if not isinstance(input, Tensor):
-            raise TypeError(
+            raise BNTypeError(
                 f"{type(self).__name__}: expected a torch.Tensor (got {type(input).__name__})"
             )
         self._check_input_dim(input)

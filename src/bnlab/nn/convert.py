@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import BNTypeError
 from .batchnorm import TORCH_HAS_BIAS_FLAG, BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
 
 _TO_BNLAB: dict[type[nn.Module], type[_BatchNorm]] = {
@@ -62,12 +63,12 @@ def _convert(model: nn.Module, table: dict[type[nn.Module], type[nn.Module]]) ->
 def convert(model: nn.Module) -> nn.Module:
     """Replace every ``torch.nn.BatchNorm1d/2d/3d`` in ``model`` by bnlab's (state shared)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"convert: expected a torch.nn.Module (got {type(model).__name__})")
+        raise BNTypeError(f"convert: expected a torch.nn.Module (got {type(model).__name__})")
     return _convert(model, _TO_BNLAB)
 
 
 def to_torch(model: nn.Module) -> nn.Module:
     """Replace every bnlab ``BatchNorm1d/2d/3d`` in ``model`` by torch's (state shared)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"to_torch: expected a torch.nn.Module (got {type(model).__name__})")
+        raise BNTypeError(f"to_torch: expected a torch.nn.Module (got {type(model).__name__})")
     return _convert(model, _TO_TORCH)

@@ -96,7 +96,9 @@ class D2LBatchNorm(nn.Module):
 
     def forward(self, X: Tensor) -> Tensor:
         if X.dim() != self.num_dims:
-            raise BNValueError(f"expected {self.num_dims}D input (got {X.dim()}D input)")
+            raise BNValueError(
+                f"D2LBatchNorm: expected {self.num_dims}D input (got {X.dim()}D input)"
+            )
         if X.shape[1] != self.num_features:
             raise BNValueError(
                 f"D2LBatchNorm: expected {self.num_features} channels at dim 1 (got {X.shape[1]})"

@@ -1,0 +1,336 @@
+"""bnlab.functional.batch_norm against torch.nn.functional.batch_norm: values, buffers, grads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnlab import BNTypeError, BNValueError
+from bnlab.functional import _batch_norm, batch_norm
+from tests.helpers import assert_parity
+
+D = torch.float64
+
+
+def _args(shape, dtype=D, affine=True, running=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c = shape[1]
+    x = torch.randn(shape, generator=g, dtype=D).mul(3).add(1).to(dtype)
+    w = (torch.rand(c, generator=g, dtype=D) + 0.5).to(dtype) if affine else None
+    b = torch.randn(c, generator=g, dtype=D).to(dtype) if affine else None
+    rm = torch.randn(c, generator=g, dtype=D).to(dtype) if running else None
+    rv = (torch.rand(c, generator=g, dtype=D) + 0.5).to(dtype) if running else None
+    return x, w, b, rm, rv
+
+
+@pytest.mark.parametrize(
+    "shape", [(4, 3), (2, 5, 7), (3, 2, 4, 5), (2, 3, 2, 3, 2), (2, 1, 1, 1, 1, 3)], ids=str
+)
+@pytest.mark.parametrize(
+    ("training", "running"),
+    [(True, True), (True, False), (False, True)],  # eval without running stats is an error
+    ids=["train-running", "train-norunning", "eval"],
+)
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_matches_torch(shape, training, affine, running, dtype):
+    x, w, b, rm, rv = _args(shape, dtype, affine, running)
+    ours_in = [t if t is None else t.clone() for t in (x, w, b, rm, rv)]
+    ref_in = [t if t is None else t.clone() for t in (x, w, b, rm, rv)]
+    for t in (*ours_in[:3], *ref_in[:3]):
+        if t is not None:
+            t.requires_grad_(True)
+    y = batch_norm(ours_in[0], ours_in[3], ours_in[4], ours_in[1], ours_in[2], training, 0.3, 1e-4)
+    y_ref = F.batch_norm(ref_in[0], ref_in[3], ref_in[4], ref_in[1], ref_in[2], training, 0.3, 1e-4)
+    assert_parity(y, y_ref, "output", dtype)
+    assert_parity(ours_in[3], ref_in[3], "running_mean", dtype)
+    assert_parity(ours_in[4], ref_in[4], "running_var", dtype)
+    dy = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=D).to(dtype)
+    y.backward(dy)
+    y_ref.backward(dy)
+    for i, name in enumerate(("input", "weight", "bias")):
+        if ref_in[i] is not None:
+            scale = float(dy.abs().sum()) if name != "input" else 0.0
+            assert_parity(ours_in[i].grad, ref_in[i].grad, f"grad {name}", dtype, scale)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 3, 2), (2, 2, 2, 2, 3)], ids=str)
+def test_gradcheck(shape, training):
+    x, w, b, rm, rv = _args(shape)
+    inputs = tuple(t.detach().requires_grad_(True) for t in (x, w, b))
+
+    def fn(x, w, b):
+        return batch_norm(x, rm.clone(), rv.clone(), w, b, training=training, eps=1e-3)
+
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8)
+
+
+def test_gradcheck_channels_last_and_no_affine():
+    x = torch.randn(3, 4, 2, 3, dtype=D).to(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: batch_norm(x, None, None, training=True), (x,))
+
+
+def test_double_backward_refuses_clearly():
+    x = torch.randn(4, 3, dtype=D, requires_grad=True)
+    y = batch_norm(x, None, None, training=True)
+    (g,) = torch.autograd.grad((y**3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|differentiate twice"):
+        g.sum().backward()
+
+
+def test_constant_channel_gives_beta_not_nan():
+    x = torch.randn(6, 2, 3, 3)
+    x[:, 1] = 7.25  # every value of channel 1 equal: σ² = 0
+    x.requires_grad_(True)
+    w, b = torch.tensor([2.0, 5.0], requires_grad=True), torch.tensor([3.0, 8.0])
+    y = batch_norm(x, None, None, w, b, training=True)
+    assert torch.isfinite(y).all()
+    assert torch.equal(y[:, 1], torch.full_like(y[:, 1], 8.0))  # y = β exactly
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(w.grad).all()
+
+
+def test_far_from_zero_float32_variance_is_exact():
+    g = torch.Generator().manual_seed(0)
+    x64 = 1e4 + torch.randn(64, 3, 8, 8, generator=g, dtype=D)
+    x = x64.float()
+    seen = {}
+    _batch_norm(
+        x,
+        None,
+        None,
+        None,
+        None,
+        True,
+        0.1,
+        1e-5,
+        "auto",
+        lambda step, t: seen.setdefault(step, t.clone()),
+    )
+    truth = x.double().var(dim=(0, 2, 3), unbiased=False)  # of the float32 values, in float64
+    rel = ((seen["var"].double() - truth).abs() / truth).max().item()
+    assert rel <= 1e-3, rel
+    # the normalized output keeps unit variance too
+    y = batch_norm(x, None, None, training=True)
+    assert (y.double().var(dim=(0, 2, 3), unbiased=False) - 1).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision_accumulates_in_float32(dtype):
+    x, w, b, rm, rv = _args((8, 3, 4, 4), torch.float32)
+    x16 = x.to(dtype)
+    rm32, rv32 = rm.clone(), rv.clone()
+    y = batch_norm(x16, rm, rv, w, b, training=True)
+    y32 = batch_norm(x16.float(), rm32, rv32, w, b, training=True)
+    assert y.dtype == dtype
+    assert torch.equal(y, y32.to(dtype))  # float32 math on the same values, rounded once
+    assert rm.dtype == torch.float32 and torch.equal(rm, rm32) and torch.equal(rv, rv32)
+    rm_ref, rv_ref = _args((8, 3, 4, 4), torch.float32)[3:]
+    y_ref = F.batch_norm(x16, rm_ref, rv_ref, w, b, training=True)
+    assert_parity(y, y_ref, "16-bit output", dtype)
+    # gradients come back in each tensor's own dtype
+    xg = x16.clone().requires_grad_(True)
+    wg = w.clone().requires_grad_(True)
+    batch_norm(xg, None, None, wg, b, training=True).float().sum().backward()
+    assert xg.grad.dtype == dtype and wg.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (2, 3, 2, 4, 4)], ids=str)
+def test_channels_last_in_channels_last_out(shape):
+    fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+    x = torch.randn(shape, dtype=D).to(memory_format=fmt).requires_grad_(True)
+    xr = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
+    y = batch_norm(x, None, None, training=True)
+    y_ref = F.batch_norm(xr, None, None, training=True)
+    assert y.is_contiguous(memory_format=fmt)
+    assert_parity(y, y_ref, "channels_last output", D)
+    dy = torch.randn(shape, dtype=D)
+    y.backward(dy)
+    y_ref.backward(dy)
+    assert_parity(x.grad, xr.grad, "channels_last grad", D)
+
+
+def test_empty_batch_matches_torch():
+    rm, rv = torch.zeros(3), torch.ones(3)
+    y = batch_norm(torch.randn(0, 3, 4), rm, rv, training=True)
+    assert y.shape == (0, 3, 4)
+    assert torch.equal(rm, torch.zeros(3)) and torch.equal(rv, torch.ones(3))
+
+
+def test_recorder_sees_the_real_intermediates():
+    x, w, b, rm, rv = _args((2, 2, 2, 2))
+    seen = {}
+    y = _batch_norm(
+        x,
+        rm,
+        rv,
+        w,
+        b,
+        True,
+        0.1,
+        1e-5,
+        "auto",
+        lambda step, t: seen.__setitem__(step, t.detach().clone()),
+    )
+    assert list(seen) == [
+        "input",
+        "mean",
+        "var",
+        "running_mean",
+        "running_var",
+        "x_minus_mean",
+        "invstd",
+        "xhat",
+        "output",
+    ]
+    assert torch.equal(seen["output"], y)
+    torch.testing.assert_close(seen["mean"], x.mean(dim=(0, 2, 3)), rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        seen["var"], x.var(dim=(0, 2, 3), unbiased=False), rtol=0, atol=1e-14
+    )
+
+
+def test_backend_names():
+    x = torch.randn(4, 3)
+    assert torch.equal(
+        batch_norm(x, None, None, training=True, backend="torch"),
+        batch_norm(x, None, None, training=True, backend="auto"),
+    )
+    rm = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'torch' \(got 'cuda9'\)"):
+        batch_norm(x, rm, torch.ones(3), training=True, backend="cuda9")
+    assert torch.equal(rm, torch.zeros(3))
+
+
+# --- bad input: type, message, and running statistics untouched ------------------------------
+
+BAD = [
+    (
+        "int input",
+        dict(input=torch.ones(4, 3, dtype=torch.long)),
+        BNTypeError,
+        r"expected a floating-point input .* \(got torch.int64\)",
+    ),
+    (
+        "bool input",
+        dict(input=torch.ones(4, 3, dtype=torch.bool)),
+        BNTypeError,
+        r"\(got torch.bool\)",
+    ),
+    (
+        "list input",
+        dict(input=[[1.0, 2.0]]),
+        BNTypeError,
+        r"expected input to be a torch.Tensor \(got list\)",
+    ),
+    (
+        "1-D input",
+        dict(input=torch.randn(5)),
+        BNValueError,
+        r"at least 2 dimensions \(got 1D input of shape \(5,\)\)",
+    ),
+    (
+        "single value per channel",
+        dict(input=torch.randn(1, 3)),
+        BNValueError,
+        r"^Expected more than 1 value per channel when training, "
+        r"got input size torch.Size\(\[1, 3\]\)$",
+    ),
+    (
+        "single value per channel 4D",
+        dict(input=torch.randn(1, 3, 1, 1)),
+        BNValueError,
+        r"got input size torch.Size\(\[1, 3, 1, 1\]\)",
+    ),
+    (
+        "weight length",
+        dict(weight=torch.ones(4)),
+        BNValueError,
+        r"expected weight of shape \(3,\), one value per channel of the input of shape \(4, 3, 2\) "
+        r"\(got weight of shape \(4,\)\)",
+    ),
+    ("bias length", dict(bias=torch.ones(2)), BNValueError, r"expected bias of shape \(3,\)"),
+    ("bias 2-D", dict(bias=torch.ones(1, 3)), BNValueError, r"got bias of shape \(1, 3\)"),
+    (
+        "running_mean length",
+        dict(running_mean=torch.zeros(5)),
+        BNValueError,
+        r"expected running_mean of shape \(3,\).*\(got running_mean of shape \(5,\)\)",
+    ),
+    (
+        "running_var length",
+        dict(running_var=torch.ones(1)),
+        BNValueError,
+        r"expected running_var of shape \(3,\)",
+    ),
+    (
+        "int weight",
+        dict(weight=torch.ones(3, dtype=torch.long)),
+        BNTypeError,
+        r"expected weight to be a floating-point tensor \(got torch.int64\)",
+    ),
+    (
+        "mixed dtype",
+        dict(weight=torch.ones(3, dtype=D)),
+        BNTypeError,
+        r"expected weight of dtype torch.float32 .*\(got torch.float64\)",
+    ),
+    (
+        "only running_mean",
+        dict(running_var=None),
+        BNValueError,
+        r"running_mean and running_var must either both be None or neither be None",
+    ),
+    (
+        "eval without running stats",
+        dict(running_mean=None, running_var=None, training=False),
+        BNValueError,
+        r"running_mean must be defined in evaluation mode",
+    ),
+    (
+        "zero eps in training",
+        dict(eps=0.0),
+        BNValueError,
+        r"eps must be positive during training, but got 0.0",
+    ),
+    (
+        "negative eps in eval",
+        dict(eps=-1.0, training=False),
+        BNValueError,
+        r"eps must be non-negative",
+    ),
+    (
+        "momentum None with running stats",
+        dict(momentum=None),
+        BNTypeError,
+        r"expected momentum to be a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "override", "exc", "message"), BAD, ids=[c[0] for c in BAD])
+def test_bad_input_raises_before_any_change(case, override, exc, message):
+    kwargs = dict(
+        input=torch.randn(4, 3, 2),
+        running_mean=torch.full((3,), 0.5),
+        running_var=torch.full((3,), 2.0),
+        weight=torch.ones(3),
+        bias=torch.zeros(3),
+        training=True,
+        momentum=0.1,
+        eps=1e-5,
+    )
+    kwargs.update(override)
+    before = [
+        t.clone() if isinstance(t, torch.Tensor) else t
+        for t in (kwargs["running_mean"], kwargs["running_var"])
+    ]
+    with pytest.raises(exc, match=message):
+        batch_norm(**kwargs)
+    for t, b in zip((kwargs["running_mean"], kwargs["running_var"]), before, strict=True):
+        if isinstance(t, torch.Tensor):
+            assert torch.equal(t, b), f"{case}: running statistics changed"
+    # the same mistake is also the builtin type torch code catches
+    assert issubclass(exc, (ValueError, TypeError))
