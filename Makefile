@@ -1,12 +1,13 @@
-# Two jobs for a fresh clone: `make demo` (the main job) and `make test`.
+# Two jobs for a fresh clone: `make tour` (the main job) and `make test`.
 # Each creates .venv and installs what it needs the first time.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOUR_DIR ?= bnlab-tour
 
-.PHONY: demo test lint clean
+.PHONY: tour demo test lint fonts clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +17,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The figures write Chinese section titles: they need a CJK font (Debian: fonts-wqy-microhei).
+fonts:
+	@if ! fc-list 2>/dev/null | grep -qi "WenQuanYi Micro Hei"; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-wqy-microhei fontconfig >/dev/null \
+		&& rm -rf $$HOME/.cache/matplotlib; \
+	fi
+
+tour: $(STAMP) fonts
+	$(BIN)/bnlab tour --out $(TOUR_DIR)
+
 demo: $(STAMP)
 	$(BIN)/bnlab demo
 
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
@@ -27,4 +39,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis $(TOUR_DIR)

@@ -59,5 +59,5 @@ def test_cli_unknown_command_is_a_usage_error():
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     lines = readme.splitlines()
-    assert "make demo" in lines and "make test" in lines
+    assert "make tour" in lines and "make test" in lines
     assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,580 @@
+"""The source document's examples, built exactly as it builds them, each computed live.
+
+Every example is a :class:`Section`: the source's code, what it prints (computed now), the
+traces of the real bnlab code path, the figures to draw, and checks against ``torch.nn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import BNValueError
+from ..nn import BatchNorm2d
+from ..stats import Stats, combine, group_view, normalization_axes, reduce
+from .trace import Trace, explain
+
+SEED_GAMMA = (2.0, 5.0)
+SEED_BETA = (3.0, 8.0)
+
+
+@dataclass
+class Check:
+    """One computed step compared with torch: ``what`` vs ``against``, max |Δ| and tolerance."""
+
+    what: str
+    against: str
+    max_abs_diff: float
+    tolerance: float = 1e-5
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    def line(self) -> str:
+        verdict = "matches" if self.ok else "DIFFERS from"
+        return f"{self.what} {verdict} {self.against}: max |Δ| = {self.max_abs_diff:.1e}"
+
+
+@dataclass
+class FigureSpec:
+    """A figure to draw: a caption and a factory returning a matplotlib Figure."""
+
+    key: str
+    caption: str
+    factory: Callable[[], Any]
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    title_zh: str
+    intro: str
+    code: str = ""
+    printed: list[str] = field(default_factory=list)
+    source_printed: list[str] = field(default_factory=list)
+    traces: dict[str, Trace] = field(default_factory=dict)
+    figures: list[FigureSpec] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    show_traces: bool = True  # False where another section already tabulates the same tensor
+
+
+def _diff(a: Tensor, b: Tensor) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
+
+
+def _size(t: Tensor | torch.Size | tuple[int, ...]) -> str:
+    shape = t.shape if isinstance(t, Tensor) else t
+    return str(torch.Size(list(shape)))
+
+
+def _torch_bn(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    """torch.nn.BatchNorm1d/2d in training mode, the oracle for a trace's output."""
+    bn = (torch.nn.BatchNorm1d if x.dim() in (2, 3) else torch.nn.BatchNorm2d)(
+        x.shape[1], dtype=x.dtype
+    )
+    with torch.no_grad():
+        if weight is not None:
+            bn.weight.copy_(weight)
+        if bias is not None:
+            bn.bias.copy_(bias)
+        return bn(x)
+
+
+def trace_checks(trace: Trace, label: str) -> list[Check]:
+    """Each computed step of a training trace against torch (per-channel μ, σ², and y)."""
+    x = trace.input
+    axes = (0, *range(2, x.dim()))
+    mod = "torch.nn.BatchNorm1d" if x.dim() in (2, 3) else "torch.nn.BatchNorm2d"
+    y_ref = _torch_bn(x, trace.weight, trace.bias)
+    xhat_ref = (y_ref - trace.beta.reshape((1, -1) + (1,) * (x.dim() - 2))) / trace.gamma.reshape(
+        (1, -1) + (1,) * (x.dim() - 2)
+    )
+    return [
+        Check(f"{label} μ_B", "torch.mean", _diff(trace["mean"].value, x.mean(dim=axes))),
+        Check(
+            f"{label} σ²_B",
+            "torch.var(unbiased=False)",
+            _diff(trace["var"].value, x.var(dim=axes, unbiased=False)),
+        ),
+        Check(f"{label} x̂", f"{mod} (γ=1, β=0)", _diff(trace["xhat"].value, xhat_ref), 1e-4),
+        Check(f"{label} y", mod, _diff(trace.output, y_ref)),
+    ]
+
+
+# --- the examples ---------------------------------------------------------------------------
+
+
+def seed_fc() -> Section:
+    """Fully connected: X_fc = torch.rand(10, 256), statistics per feature over the batch."""
+    batch_size = 10
+    torch.manual_seed(0)
+    X_fc = torch.rand(batch_size, 256)
+    trace = explain(X_fc)
+    centred = trace["x_minus_mean"].value
+    printed = [
+        _size(X_fc),
+        _size(trace["mean"].value),
+        _size(centred),
+        _size(centred.square()),
+        _size(trace["var"].value),
+    ]
+    sec = Section(
+        "seed-fc",
+        "Batch norm for a fully connected layer",
+        "对全连接层做批量归一化",
+        "Input and output are (batch_size, n_feature). Each feature (column) gets its own mean "
+        "and variance over the batch (dim 0): mean = X.mean(dim=0), "
+        "var = ((X - mean) ** 2).mean(dim=0).",
+        code=(
+            "batch_size = 10\ntorch.manual_seed(0)\nX_fc = torch.rand(batch_size,256)\n"
+            "print(X_fc.size())\nmean = X_fc.mean(dim=0)\nprint(mean.size())\n"
+            "print((X_fc-mean).size())\nprint(((X_fc-mean)**2).size())\n"
+            "print(((X_fc-mean)**2).mean(dim=0).size())"
+        ),
+        printed=printed,
+        source_printed=[
+            "torch.Size([10, 256])",
+            "torch.Size([256])",
+            "torch.Size([10, 256])",
+            "torch.Size([10, 256])",
+            "torch.Size([256])",
+        ],
+        traces={"fc": trace},
+        checks=trace_checks(trace, "X_fc"),
+    )
+    return sec
+
+
+def seed_conv() -> Section:
+    """Convolutional: chained keepdim means over dims 0, 2, 3, and why variance can't chain."""
+    batch_size, n_channel, p, q = 2, 2, 2, 2
+    torch.manual_seed(0)
+    X_cov = torch.rand(batch_size, n_channel, p, q)
+    m0 = X_cov.mean(dim=0, keepdim=True)
+    m02 = m0.mean(dim=2, keepdim=True)
+    m023 = m02.mean(dim=3, keepdim=True)
+    trace = explain(X_cov)
+    at_once = X_cov.mean(dim=(0, 2, 3), keepdim=True)
+    printed = [_size(X_cov), str(len(X_cov.shape) in (2, 4)), _size(m0), _size(m02), _size(m023)]
+    # Variance does not chain: the variance of per-slice variances is not a variance, and even
+    # the mean of per-slice variances misses the spread *between* the slices' means.
+    v0 = X_cov.var(dim=0, keepdim=True, unbiased=False)
+    naive = v0.var(dim=2, keepdim=True, unbiased=False).var(dim=3, keepdim=True, unbiased=False)
+    mean_of_vars = v0.mean(dim=(2, 3))
+    truth = X_cov.var(dim=(0, 2, 3), unbiased=False)
+    # move 2 does it right: each (h, w) position is a shard of N values; Chan's merge combines them
+    shards = [reduce(X_cov[:, :, h : h + 1, w : w + 1]) for h in range(p) for w in range(q)]
+    merged: Stats = combine(shards)
+    sec = Section(
+        "seed-conv",
+        "Batch norm for a convolutional layer",
+        "对卷积层做批量归一化",
+        "Input and output are (batch_size, n_channel, p, q). Each channel gets one mean and "
+        "variance over the batch, height and width; keepdim=True keeps the shape (1, C, 1, 1) so "
+        "the statistics broadcast back over X.",
+        code=(
+            "torch.manual_seed(0)\nX_cov = torch.rand(batch_size,n_channel,p,q)\n"
+            'print(X_cov.size())\nif len(X_cov.shape) in (2, 4):\n    print("True")\n'
+            "print(X_cov.mean(dim=0, keepdim=True).size())\n"
+            "print(X_cov.mean(dim=0, keepdim=True).mean(dim=2, keepdim=True).size())\n"
+            "print(X_cov.mean(dim=0, keepdim=True).mean(dim=2, keepdim=True)"
+            ".mean(dim=3, keepdim=True).size())"
+        ),
+        printed=printed,
+        source_printed=[
+            "torch.Size([2, 2, 2, 2])",
+            "True",
+            "torch.Size([1, 2, 2, 2])",
+            "torch.Size([1, 2, 1, 2])",
+            "torch.Size([1, 2, 1, 1])",
+        ],
+        traces={"conv": trace},
+        show_traces=False,  # the same tensor is tabulated in full in "seed-illustrated"
+        checks=[
+            Check(
+                "chained mean over dims 0, 2, 3",
+                "X.mean(dim=(0, 2, 3))",
+                _diff(m023, at_once),
+                1e-6,
+            ),
+            Check(
+                "chained mean",
+                "bnlab μ_B (one reduce)",
+                _diff(m023.flatten(), trace["mean"].value),
+                1e-6,
+            ),
+            Check(
+                "Chan's merge of the 4 (h, w) shards' σ²",
+                "torch.var(dim=(0, 2, 3))",
+                _diff(merged.var, truth),
+                1e-6,
+            ),
+            *trace_checks(trace, "X_cov"),
+        ],
+        notes=[
+            "The mean chains because every link averages equally many values: a mean of means "
+            "is the mean.",
+            "The variance does not chain. Chaining .var() gives "
+            f"{[round(v, 6) for v in naive.flatten().tolist()]}, and even averaging the per-slice "
+            f"variances gives {[round(v, 6) for v in mean_of_vars.flatten().tolist()]}, but the "
+            f"channel variances are {[round(v, 6) for v in truth.tolist()]}: the spread between "
+            "the slices' means is lost. The book's chained formula works only because it "
+            "squares the deviations from the full mean first; merging (count, mean, M2) "
+            "with Chan's formula (bnlab's combine move) gets it right from the shards alone.",
+        ],
+        data={
+            "chain_shapes": [list(m0.shape), list(m02.shape), list(m023.shape)],
+            "naive_chained_var": naive.flatten().tolist(),
+            "mean_of_slice_vars": mean_of_vars.flatten().tolist(),
+            "true_var": truth.tolist(),
+            "merged_var": merged.var.tolist(),
+        },
+    )
+    return sec
+
+
+def mean_dims() -> Section:
+    """How mean(dim) works on a 4 × 3 tensor (rows = batch, columns = features)."""
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    mean0 = x.mean(dim=0, keepdim=True)
+    mean1 = x.mean(dim=1, keepdim=True)
+    mean_all = x.mean()
+    by_reduce0 = reduce(x, axes=(0,)).mean
+    by_reduce1 = reduce(x, axes=(1,)).mean
+    sec = Section(
+        "mean-dims",
+        "How mean(dim) works",
+        "均值方差计算公式: mean() 函数的参数",
+        "dim=0 averages down each column (one value per feature, shape (1, columns)); dim=1 "
+        "averages along each row (one value per sample, shape (rows, 1)); no dim averages every "
+        "element.",
+        code="x = torch.arange(12.).reshape(4, 3)\nx.mean(dim=0, keepdim=True)\n"
+        "x.mean(dim=1, keepdim=True)\nx.mean()",
+        printed=[  # !s: format() of a 0-d tensor gives its bare item ("5.5"), not "tensor(5.5000)"
+            f"x:\n{x!s}",
+            f"x_mean0:\n{mean0!s}",
+            f"x_mean1:\n{mean1!s}",
+            f"x_mean:\n{mean_all!s}",
+        ],
+        source_printed=[
+            "tensor([[ 0.,  1.,  2.],\n        [ 3.,  4.,  5.],\n        [ 6.,  7.,  8.],\n"
+            "        [ 9., 10., 11.]])",
+            "tensor([[4.5000, 5.5000, 6.5000]])",
+            "tensor([[ 1.],\n        [ 4.],\n        [ 7.],\n        [10.]])",
+            "tensor(5.5000)",
+        ],
+        figures=[
+            FigureSpec(
+                "mean-dims",
+                "mean over dim=0, dim=1 and all elements",
+                lambda: _figures().mean_dims_figure(x),
+            )
+        ],
+        checks=[
+            Check(
+                "bnlab reduce over dim 0", "x.mean(dim=0)", _diff(by_reduce0, mean0.flatten()), 0
+            ),
+            Check(
+                "bnlab reduce over dim 1", "x.mean(dim=1)", _diff(by_reduce1, mean1.flatten()), 0
+            ),
+        ],
+        data={"dim0": mean0.tolist(), "dim1": mean1.tolist(), "all": mean_all.item()},
+    )
+    return sec
+
+
+def why() -> Section:
+    return Section(
+        "why",
+        "Why batch normalization",
+        "《动手学深度学习Pytorch版》之批量归一化",
+        "In a deep network, even with standardized inputs, every parameter update shifts the "
+        "outputs of the layers near the output sharply. During training, batch normalization "
+        "uses the mean and standard deviation of the current mini-batch to keep re-centring and "
+        "re-scaling the intermediate outputs, so that they stay numerically stable. "
+        "(对深层神经网络来说,即使输入数据已做标准化,训练中模型参数的更新依然很容易造成靠近输出层"
+        "输出的剧烈变化。)",
+    )
+
+
+def formulas() -> Section:
+    return Section(
+        "formulas",
+        "The formulas",
+        "批量归一化方差均值计算",
+        "Over a mini-batch B of m values of one channel: the mean, the (biased) variance, the "
+        "normalized value and the scaled-and-shifted output. ε keeps the division safe when "
+        "σ²_B = 0. During training, running averages of μ_B and σ²_B are kept for prediction.",
+        printed=[
+            "μ_B = (1/m) Σ_i x_i",
+            "σ²_B = (1/m) Σ_i (x_i − μ_B)²",
+            "x̂_i = (x_i − μ_B) / √(σ²_B + ε)",
+            "y_i = γ·x̂_i + β",
+        ],
+    )
+
+
+def seed_illustrated() -> Section:
+    """The (2, 2, 2, 2) batch with γ = (2, 5), β = (3, 8): step 1 statistics, step 2 affine."""
+    torch.manual_seed(0)
+    X = torch.rand(2, 2, 2, 2)
+    trace = explain(X, list(SEED_GAMMA), list(SEED_BETA))
+    figs = _figures
+    sec = Section(
+        "seed-illustrated",
+        "Batch norm, illustrated",
+        "批量归一化图解",
+        "A batch of shape (2, 2, 2, 2): 2 samples, 2 channels (depths), each 2 × 2. Step 1: per "
+        "channel, the mean and variance over batch, height and width (shape [1, 2, 1, 1]). "
+        "Step 2: each channel has its own γ and β — the first channel (c = 0): γ = 2, β = 3; "
+        "the second (c = 1): γ = 5, β = 8 — and the output is γ·x̂ + β, channel by channel.",
+        code="torch.manual_seed(0)\nX = torch.rand(2, 2, 2, 2)\n"
+        "bnlab.explain(X, weight=[2, 5], bias=[3, 8])",
+        printed=[_size(X), "step 1: " + _size((1, 2, 1, 1))],
+        traces={"illustrated": trace},
+        figures=[
+            FigureSpec(
+                "illustrated-input",
+                "the (2, 2, 2, 2) batch, one colour per channel",
+                lambda: figs().tensor_figure(trace, "input"),
+            ),
+            FigureSpec(
+                "illustrated-step1",
+                "step 1: per-channel mean and variance",
+                lambda: figs().stats_figure(trace),
+            ),
+            FigureSpec(
+                "illustrated-step2",
+                "step 2: y = γ·x̂ + β per channel",
+                lambda: figs().affine_figure(trace),
+            ),
+            FigureSpec(
+                "illustrated-overview",
+                "x → μ, σ² → x̂ → y",
+                lambda: figs().walkthrough_figure(trace),
+            ),
+        ],
+        checks=trace_checks(trace, "X"),
+    )
+    return sec
+
+
+PROBE_SHAPE = (2, 2, 2, 2)
+
+
+def predict(steps: int = 60) -> Section:
+    """Prediction-time BN: running statistics converge to the population's during training."""
+    g = torch.Generator().manual_seed(0)
+    pop_mean, pop_std = torch.tensor([3.0, -1.0]), torch.tensor([2.0, 0.5])
+    shape = (16, 2, 4, 4)
+    chan = (1, -1, 1, 1)
+
+    def batch(size: tuple[int, ...] = shape) -> Tensor:
+        return torch.randn(size, generator=g) * pop_std.reshape(chan) + pop_mean.reshape(chan)
+
+    ours, theirs = BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    history_mean, history_var = [], []
+    with torch.no_grad():
+        for _ in range(steps):
+            b = batch()
+            ours(b)
+            theirs(b)
+            history_mean.append(ours.running_mean.tolist())
+            history_var.append(ours.running_var.tolist())
+        # a small new batch (8 values per channel): its own statistics are visibly noisy
+        probe = batch(PROBE_SHAPE)
+        y_train = explain(probe)  # batch statistics
+        ours.eval()
+        theirs.eval()
+        y_eval_mod = ours(probe)
+        y_eval_ref = theirs(probe)
+        eval_trace = explain(
+            probe, running_mean=ours.running_mean, running_var=ours.running_var, training=False
+        )
+    figs = _figures
+    rm, rv = ours.running_mean, ours.running_var
+    sec = Section(
+        "predict",
+        "Batch norm at prediction time",
+        "预测时的批量归一化",
+        "During training each batch is normalized with its own mean and variance, and running "
+        "averages (momentum 0.1) of them are kept. At prediction time (model.eval()) those running "
+        "statistics normalize instead, so a prediction does not depend on which other examples "
+        "share its batch. Here 2-channel batches from a population with means (3, −1) and standard "
+        f"deviations (2, 0.5) are fed for {steps} steps.",
+        code="bn = bnlab.nn.BatchNorm2d(2)\nfor X in batches: bn(X)      # training\n"
+        "bn.eval(); bn(X_new)              # prediction",
+        printed=[
+            f"after {steps} steps: running_mean = {[round(v, 4) for v in rm.tolist()]}, "
+            f"running_var = {[round(v, 4) for v in rv.tolist()]}",
+            f"population: mean = {pop_mean.tolist()}, var = {pop_std.square().tolist()}",
+        ],
+        traces={"train": y_train, "eval": eval_trace},
+        figures=[
+            FigureSpec(
+                "predict-running",
+                "running statistics converge to the population's",
+                lambda: figs().running_figure(
+                    list(range(1, steps + 1)),
+                    history_mean,
+                    history_var,
+                    pop_mean.tolist(),
+                    pop_std.square().tolist(),
+                ),
+            ),
+            FigureSpec(
+                "predict-train-eval",
+                "one batch in train mode vs eval mode",
+                lambda: figs().train_eval_figure(probe, y_train.output, eval_trace.output),
+            ),
+        ],
+        checks=[
+            Check(
+                f"running_mean after {steps} steps",
+                "torch.nn.BatchNorm2d",
+                _diff(rm, theirs.running_mean),
+            ),
+            Check(
+                f"running_var after {steps} steps",
+                "torch.nn.BatchNorm2d",
+                _diff(rv, theirs.running_var),
+            ),
+            Check("eval-mode output", "torch.nn.BatchNorm2d.eval()", _diff(y_eval_mod, y_eval_ref)),
+            Check(
+                "explain (eval) output",
+                "bnlab.nn.BatchNorm2d.eval()",
+                _diff(eval_trace.output, y_eval_mod),
+                0,
+            ),
+        ],
+        notes=[
+            "Train mode: a new batch of 2 samples (8 values per channel) is normalized by its own "
+            "statistics, so its output has mean 0 and variance 1 per channel exactly — whatever "
+            "the batch happens to hold, and every output depends on the other samples in it.",
+            "Eval mode: the running statistics normalize it instead. Its output is not exactly "
+            "mean 0 and variance 1, because 8 values' statistics differ from the population's by "
+            "sampling noise; but each sample's output now depends on that sample alone, which is "
+            "what a prediction needs.",
+        ],
+        data={
+            "history_mean": history_mean,
+            "history_var": history_var,
+            "population_mean": pop_mean.tolist(),
+            "population_var": pop_std.square().tolist(),
+        },
+    )
+    return sec
+
+
+def axes(groups: int = 2) -> Section:
+    """Batch, layer, instance and group norm: the same reduce move over different axes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64)
+    eps = 1e-5
+
+    def normalize(t: Tensor, kind: str) -> Tensor:
+        ax = normalization_axes(kind, t.dim())
+        s = reduce(t, ax)
+        keep = [1 if i in ax else n for i, n in enumerate(t.shape)]
+        return (t - s.mean.reshape(keep)) / torch.sqrt(s.var.reshape(keep) + eps)
+
+    ours = {
+        "batch": normalize(x, "batch"),
+        "layer": normalize(x, "layer"),
+        "instance": normalize(x, "instance"),
+        "group": normalize(group_view(x, groups), "group").reshape(x.shape),
+    }
+    theirs = {
+        "batch": F.batch_norm(x, None, None, training=True, eps=eps),
+        "layer": F.layer_norm(x, x.shape[1:], eps=eps),
+        "instance": F.instance_norm(x, eps=eps),
+        "group": F.group_norm(x, groups, eps=eps),
+    }
+    fn = {
+        "batch": "batch_norm",
+        "layer": "layer_norm",
+        "instance": "instance_norm",
+        "group": "group_norm",
+    }
+    shares = {
+        "batch": "one channel across every sample and position: axes (N, H, W)",
+        "layer": "one sample across every channel and position: axes (C, H, W)",
+        "instance": "one sample and one channel: axes (H, W)",
+        "group": f"one sample and one group of {x.shape[1] // groups} channels: axes (C/G, H, W)",
+    }
+    return Section(
+        "axes",
+        "Which elements share one mean and variance",
+        "批量/层/实例/组归一化",
+        "Batch norm is one choice of axes for the reduce move. Layer, instance and group norm "
+        "reduce over other axes of the N × C × (H·W) cube; bnlab computes all four with the same "
+        "reduce and checks them against torch.",
+        printed=[f"{k:>8} norm: {v}" for k, v in shares.items()],
+        figures=[
+            FigureSpec(
+                "axes",
+                "the shaded cells share one mean and variance",
+                lambda: _figures().axes_figure(groups),
+            )
+        ],
+        checks=[
+            Check(
+                f"{k} norm via bnlab reduce",
+                f"torch.nn.functional.{fn[k]}",
+                _diff(ours[k], theirs[k]),
+                1e-10,
+            )
+            for k in ours
+        ],
+    )
+
+
+def _figures() -> Any:
+    from . import figures  # matplotlib only when a figure is drawn
+
+    return figures
+
+
+EXAMPLES: dict[str, Callable[[], Section]] = {
+    "seed-fc": seed_fc,
+    "seed-conv": seed_conv,
+    "mean-dims": mean_dims,
+    "seed-illustrated": seed_illustrated,
+    "predict": predict,
+    "axes": axes,
+}
+
+# The source's order: three cases (fc, conv, prediction), mean(dim), the formulas, the
+# illustration; then the axes picture, which goes beyond the source.
+TOUR_ORDER = (
+    "why",
+    "seed-fc",
+    "seed-conv",
+    "predict",
+    "mean-dims",
+    "formulas",
+    "seed-illustrated",
+    "axes",
+)
+
+
+def build(name: str) -> Section:
+    """The named example's section, computed now."""
+    if name == "formulas":
+        return formulas()
+    if name == "why":
+        return why()
+    builder = EXAMPLES.get(name)  # look up first: a KeyError inside a builder is a real bug
+    if builder is None:
+        known = ", ".join(dict.fromkeys((*TOUR_ORDER, *EXAMPLES)))
+        raise BNValueError(f"unknown example {name!r} (known: {known})")
+    return builder()

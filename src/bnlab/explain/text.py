@@ -1,0 +1,176 @@
+"""Terminal renderer: a trace or a whole section as rich tables, shapes as ``torch.Size([...])``.
+
+Output is deterministic (fixed width, no colour when exported), so it can be compared with
+golden files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from .examples import Section
+from .trace import Trace
+
+WIDTH = 100
+MAX_ROWS = 32  # element rows shown per channel before "… n more"
+
+
+def make_console(file: io.TextIOBase | None = None, record: bool = False) -> Console:
+    """A console of fixed width; without a terminal it writes plain text."""
+    return Console(
+        width=WIDTH, file=file, record=record, highlight=False, soft_wrap=False, emoji=False
+    )
+
+
+def _num(v: float) -> str:
+    return f"{v:.6f}"
+
+
+def _size(shape: Iterable[int]) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def _keepdim(trace: Trace) -> list[int]:
+    """[1, C, 1, 1]: a per-channel statistic kept broadcastable against the input."""
+    return [trace.channels if i == 1 else 1 for i in range(trace.input.dim())]
+
+
+def trace_renderables(trace: Trace) -> list:
+    """The trace as a list of rich renderables, one per step."""
+    x = trace.input
+    out: list = []
+    mode = "training (batch statistics)" if trace.training else "eval (running statistics)"
+    out.append(Text(f"batch norm in {mode}, eps = {trace.eps:g}, input {_size(x.shape)}"))
+    stats = Table(title="per-channel statistics", title_justify="left")
+    for col in ("c", "m", "μ", "σ²", "γ", "β"):
+        stats.add_column(col, justify="right")
+    m = x.numel() // max(trace.channels, 1)
+    mean, var = trace["mean"].value, trace["var"].value
+    for c in range(trace.channels):
+        stats.add_row(
+            str(c),
+            str(m),
+            _num(mean[c]),
+            _num(var[c]),
+            f"{trace.gamma[c]:g}",
+            f"{trace.beta[c]:g}",
+        )
+    out.append(stats)
+    steps = Table(title="steps", title_justify="left")
+    for col in ("#", "step", "formula", "shape", "reduced dims"):
+        steps.add_column(col)
+    for i, step in enumerate(trace.steps, 1):
+        keep = step.reduced_axes and step.value.dim() == 1
+        shape = _size(_keepdim(trace)) if keep else _size(step.shape)
+        steps.add_row(
+            str(i),
+            step.title,
+            step.formula,
+            shape,
+            str(list(step.reduced_axes)) if step.reduced_axes else "",
+        )
+    out.append(steps)
+    elems = Table(title="per element (channel by channel)", title_justify="left")
+    for col in ("c", "index", "x", "x − μ", "x̂", "y"):
+        elems.add_column(col, justify="right")
+    xc, xh, y = trace["x_minus_mean"].value, trace["xhat"].value, trace.output
+    for c in range(trace.channels):
+        xs = x[:, c].reshape(-1)
+        idx = [(n, *rest) for n in range(x.shape[0]) for rest in _positions(x.shape[2:])]
+        rows = len(xs)
+        for i in range(min(rows, MAX_ROWS)):
+            n, *rest = idx[i]
+            where = "(" + ", ".join(str(v) for v in (n, c, *rest)) + ")"
+            elems.add_row(
+                str(c),
+                where,
+                _num(xs[i]),
+                _num(xc[:, c].reshape(-1)[i]),
+                _num(xh[:, c].reshape(-1)[i]),
+                _num(y[:, c].reshape(-1)[i]),
+            )
+        if rows > MAX_ROWS:
+            elems.add_row(str(c), f"… {rows - MAX_ROWS} more", "", "", "", "")
+    out.append(elems)
+    if "running_mean" in trace:
+        rm, rv = trace["running_mean"].value, trace["running_var"].value
+        before = trace.meta.get("running_before", {})
+        run = Table(title=f"running statistics (momentum {trace.momentum:g})", title_justify="left")
+        for col in ("c", "running_mean before", "after", "running_var before", "after"):
+            run.add_column(col, justify="right")
+        for c in range(trace.channels):
+            bm = before.get("running_mean", [float("nan")] * trace.channels)[c]
+            bv = before.get("running_var", [float("nan")] * trace.channels)[c]
+            run.add_row(str(c), _num(bm), _num(rm[c]), _num(bv), _num(rv[c]))
+        out.append(run)
+    return out
+
+
+def _positions(spatial: tuple[int, ...]) -> list[tuple[int, ...]]:
+    result: list[tuple[int, ...]] = [()]
+    for size in spatial:
+        result = [(*p, i) for p in result for i in range(size)]
+    return result
+
+
+def render_trace(trace: Trace, console: Console) -> None:
+    for r in trace_renderables(trace):
+        console.print(r)
+
+
+def render_section(section: Section, console: Console, show_traces: bool = True) -> None:
+    console.print(Rule(f"{section.title} · {section.title_zh}", characters="─"))
+    console.print(section.intro)
+    if section.code:
+        console.print(
+            Text("\n".join("    " + line for line in section.code.splitlines()), style="cyan")
+        )
+    if section.printed:
+        console.print("prints (computed now):" if section.code else "")
+        for line in section.printed:
+            console.print(Text("\n".join("    " + s for s in line.splitlines())))
+        if section.source_printed:
+            same = [a.split(":\n")[-1] for a in section.printed] == section.source_printed
+            console.print(
+                "[green]identical to what the source printed[/]"
+                if same
+                else "[yellow]the source printed:[/] " + " | ".join(section.source_printed)
+            )
+    if show_traces and section.show_traces:
+        for name, trace in section.traces.items():
+            if trace.input.numel() <= 64:
+                console.print(Text(f"trace '{name}':", style="bold"))
+                render_trace(trace, console)
+    for check in section.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        console.print(f"{mark} {check.line()}")
+    for note in section.notes:
+        console.print(Text("• " + note))
+    for fig in section.figures:
+        console.print(Text(f"[figure: {fig.caption}]", style="dim"))
+    console.print()
+
+
+def render_sections(sections: Iterable[Section], console: Console) -> None:
+    for s in sections:
+        render_section(s, console)
+
+
+def trace_text(trace: Trace) -> str:
+    """The trace as plain text (what ``bnlab explain --format text`` prints)."""
+    buf = io.StringIO()
+    console = make_console(file=buf)
+    render_trace(trace, console)
+    return buf.getvalue()
+
+
+def sections_text(sections: Iterable[Section]) -> str:
+    buf = io.StringIO()
+    render_sections(sections, make_console(file=buf))
+    return buf.getvalue()

@@ -1,0 +1,72 @@
+"""``bnlab tour``: the whole source document, computed live, in the terminal and one HTML page."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from . import examples, html, text
+
+TITLE = "Batch normalization, understood and visualized"
+TITLE_ZH = "批量归一化理解与可视化"
+INTRO = (
+    "A walk through the batch-normalization chapter of Dive into Deep Learning (PyTorch), after "
+    "the blog post 《动手学深度学习Pytorch版》之批量归一化理解与可视化, whose pictures were lost. "
+    "Every number on this page was computed by bnlab when the page was generated, and every "
+    "computed step is checked against torch.nn.BatchNorm*d."
+)
+
+
+@dataclass
+class TourResult:
+    index: Path
+    figures: list[Path]
+    sections: list[examples.Section]
+    seconds: float
+
+
+def build_sections() -> list[examples.Section]:
+    return [examples.build(name) for name in examples.TOUR_ORDER]
+
+
+def render_figures(sections: list[examples.Section]) -> dict[str, bytes]:
+    """Every section's figures as PNG bytes, keyed by figure key."""
+    from . import figures
+
+    images: dict[str, bytes] = {}
+    for s in sections:
+        for spec in s.figures:
+            images[spec.key] = figures.render(spec.factory(), "png")
+    return images
+
+
+def run(out_dir: str | Path, console: Console | None = None) -> TourResult:
+    """Compute every section, print the walkthrough, write ``out_dir/index.html`` and PNGs."""
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = build_sections()
+    if console is not None:
+        text.render_sections(sections, console)
+    images = render_figures(sections)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    paths = []
+    for key, png in images.items():
+        p = fig_dir / f"{key}.png"
+        p.write_bytes(png)
+        paths.append(p)
+    index = out / "index.html"
+    index.write_text(html.page(TITLE, TITLE_ZH, INTRO, sections, images), encoding="utf-8")
+    seconds = time.perf_counter() - t0
+    if console is not None:
+        bad = [c for s in sections for c in s.checks if not c.ok]
+        console.print(
+            f"{sum(len(s.checks) for s in sections) - len(bad)} checks against torch "
+            f"passed, {len(bad)} failed; {len(images)} figures; {seconds:.1f} s"
+        )
+        console.print(f"wrote {index.resolve()}")
+    return TourResult(index, paths, sections, seconds)
