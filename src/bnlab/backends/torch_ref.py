@@ -34,21 +34,26 @@ def forward_apply(
     bias: Tensor | None,
     recorder: Recorder | None = None,
 ) -> Tensor:
-    """Move 3: y = γ·(x − μ)·invstd + β, computed in the accumulate dtype, returned in x's."""
+    """Move 3: y = γ·(x − μ)·invstd + β, computed in the accumulate dtype, returned in x's.
+
+    One new tensor, updated in place step by step; a recorder sees each step as it is made
+    (and must copy what it keeps, since the next step overwrites it).
+    """
     nd = x.dim()
     acc = accumulate_dtype(x.dtype)
-    xc = x.to(acc) - _per_channel(mean.to(acc), nd)  # x − μ, (N, C, ...)
-    xhat = xc * _per_channel(invstd.to(acc), nd)  # x̂ = (x − μ)/√(σ² + ε)
-    y = xhat
+    y = x.to(acc) - _per_channel(mean.to(acc), nd)  # x − μ, (N, C, ...), a new tensor
+    if recorder is not None:
+        recorder("x_minus_mean", y)
+        recorder("invstd", invstd)
+    y.mul_(_per_channel(invstd.to(acc), nd))  # x̂ = (x − μ)/√(σ² + ε)
+    if recorder is not None:
+        recorder("xhat", y)
     if weight is not None:
-        y = y * _per_channel(weight.to(acc), nd)  # γ·x̂
+        y.mul_(_per_channel(weight.to(acc), nd))  # γ·x̂
     if bias is not None:
-        y = y + _per_channel(bias.to(acc), nd)  # γ·x̂ + β
+        y.add_(_per_channel(bias.to(acc), nd))  # γ·x̂ + β
     out = y.to(x.dtype)
     if recorder is not None:
-        recorder("x_minus_mean", xc)
-        recorder("invstd", invstd)
-        recorder("xhat", xhat)
         recorder("output", out)
     return out
 
@@ -64,7 +69,7 @@ def normalized(x: Tensor, mean: Tensor, invstd: Tensor) -> Tensor:
     """x̂ recomputed from the saved input (cheaper to keep x than a second full tensor)."""
     nd = x.dim()
     acc = accumulate_dtype(x.dtype)
-    return (x.to(acc) - _per_channel(mean.to(acc), nd)) * _per_channel(invstd.to(acc), nd)
+    return (x.to(acc) - _per_channel(mean.to(acc), nd)).mul_(_per_channel(invstd.to(acc), nd))
 
 
 def backward_apply(
@@ -77,15 +82,20 @@ def backward_apply(
     count: int,
     batch_stats: bool,
 ) -> Tensor:
-    """Move 3, backward: the input gradient.
+    """Move 3, backward: the input gradient (overwrites ``xhat``, which is not needed after).
 
     With batch statistics, μ and σ² depend on every x, so
     dx = γ·invstd·(dy − Σdy/m − x̂·Σ(dy·x̂)/m);  with running statistics they are constants and
     dx = γ·invstd·dy.
     """
     nd = dy.dim()
-    scale = invstd if weight is None else invstd * weight.to(invstd.dtype)  # γ/√(σ² + ε)
+    scale = invstd if weight is None else invstd * weight.to(invstd.dtype)  # γ/√(σ² + ε), (C,)
     g = dy.to(xhat.dtype)
-    if batch_stats:
-        g = g - _per_channel(sum_dy / count, nd) - xhat * _per_channel(sum_dy_xhat / count, nd)
-    return (g * _per_channel(scale, nd)).to(dy.dtype)
+    if not batch_stats:
+        return (g * _per_channel(scale, nd)).to(dy.dtype)
+    # dx = scale·dy − scale·Σdy/m − x̂·scale·Σ(dy·x̂)/m, folded into x̂'s buffer (no new tensor)
+    k_shift = -(sum_dy * scale) / count
+    k_xhat = -(sum_dy_xhat * scale) / count
+    dx = xhat.mul_(_per_channel(k_xhat, nd)).add_(_per_channel(k_shift, nd))
+    dx.addcmul_(g, _per_channel(scale, nd))
+    return dx.to(dy.dtype)
