@@ -75,6 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="text", choices=FORMATS, help="output format")
     ex.add_argument("--out", metavar="PATH", help="write here instead of standard output")
     sub.add_parser("demo", help="the source's (2, 2, 2, 2) example through bnlab and torch")
+    tr = sub.add_parser("train", help="train a recipe on Fashion-MNIST (LeNet, LeNet-BN, Fig. 1)")
+    tr.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="lenet-bn, lenet-bn-torch, lenet-bn-d2l, lenet, lenet-lr1, bn-paper-fig1 or lr-sweep",
+    )
+    tr.add_argument("--epochs", type=int, help="passes over the training set")
+    tr.add_argument("--lr", type=float, help="SGD learning rate")
+    tr.add_argument("--batch-size", type=int, help="examples per step")
+    tr.add_argument("--seed", type=int, help="torch.manual_seed for init and data order")
+    tr.add_argument("--limit", type=int, metavar="BATCHES", help="batches per epoch (quick runs)")
+    tr.add_argument("--out", metavar="DIR", help="run folder (default: runs/RECIPE)")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    cmp_ = sub.add_parser("compare", help="draw runs side by side: PNG plots and one HTML page")
+    cmp_.add_argument("runs", nargs="+", metavar="DIR", help="run folders (with metrics.jsonl)")
+    cmp_.add_argument("--out", default="compare", metavar="DIR", help="where to write (compare/)")
     return parser
 
 
@@ -218,6 +234,55 @@ def _explain_section(section, args: argparse.Namespace) -> int:  # type: ignore[
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from .experiments import recipes
+    from .experiments.train import load_data, train
+
+    try:
+        found = recipes.lookup(args.recipe)
+    except ValueError:
+        raise UsageError(
+            f"RECIPE: unknown recipe {args.recipe!r} (known: {', '.join(recipes.NAMES)})"
+        ) from None
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("lr", args.lr),
+            ("batch_size", args.batch_size),
+            ("seed", args.seed),
+            ("limit", args.limit),
+        )
+        if v is not None
+    }
+    for k, v in overrides.items():
+        if (k == "lr" and not v > 0) or (k != "lr" and k != "seed" and v < 1):
+            raise UsageError(f"--{k.replace('_', '-')}: expected a positive number (got {v})")
+    out = Path(args.out or Path("runs") / args.recipe)
+    runs = found.runs if isinstance(found, recipes.Suite) else [found]
+    runs = [replace(r, **overrides) for r in runs]
+    console = Console()
+    data = load_data()
+    for r in runs:
+        folder = out / r.name if isinstance(found, recipes.Suite) else out
+        try:
+            train(
+                r,
+                folder,
+                resume=args.resume and (folder / "checkpoint.pt").exists(),
+                data=data,
+                console=console,
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    console.print(f"runs in {out.resolve()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -233,6 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "explain":
             return _explain(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "compare":
+            from .experiments import compare
+
+            page = compare.write(args.runs, args.out)
+            print(f"wrote {page}")
+            return 0
     except UsageError as e:
         print(f"bnlab {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,112 @@
+"""Precise BN: replace running statistics by the exact population statistics of the data.
+
+Running averages lag behind the weights (each was taken under older weights, with momentum),
+so eval-mode accuracy often differs from what the same weights can do.  ``recalibrate`` runs the
+model over the data and sets each BN layer's running mean and variance to the exact mean and
+variance of its input over all of it — move 1 per batch, move 2 (Chan's merge) across batches.
+
+Layers are recalibrated one after another, in the order the forward pass meets them: layer k's
+input is computed in eval mode with layers 1 … k−1 already recalibrated, which is exactly what
+eval-mode inference will feed it.  Each pass stops at the layer it measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import BNTypeError, BNValueError
+from ..nn import D2LBatchNorm
+from ..nn.batchnorm import _BatchNorm
+from ..stats import Stats, merge, reduce, reduce_axes
+
+
+class _Stop(Exception):
+    """Raised by the measuring hook: the rest of the forward pass is not needed."""
+
+
+def bn_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every batch-norm layer with running statistics: bnlab's, torch's and the textbook's."""
+    found = []
+    for name, m in model.named_modules():
+        if isinstance(m, (_BatchNorm, nn.modules.batchnorm._BatchNorm)):
+            if m.running_mean is not None:
+                found.append((name, m))
+        elif isinstance(m, D2LBatchNorm):
+            found.append((name, m))
+    return found
+
+
+def _input_of(batch: Any) -> Tensor:
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    raise BNTypeError(
+        "recalibrate: expected batches that are tensors or (input, ...) tuples "
+        f"(got {type(batch).__name__})"
+    )
+
+
+def _set(module: nn.Module, stats: Stats) -> None:
+    with torch.no_grad():
+        if isinstance(module, D2LBatchNorm):
+            module.moving_mean.copy_(stats.mean.reshape(module.moving_mean.shape))
+            module.moving_var.copy_(stats.var.reshape(module.moving_var.shape))
+        else:
+            module.running_mean.copy_(stats.mean)  # type: ignore[union-attr]
+            module.running_var.copy_(stats.var)  # type: ignore[union-attr]
+
+
+def recalibrate(
+    model: nn.Module, data: Iterable[Any], batches: int | None = None
+) -> dict[str, Stats]:
+    """Set every BN layer's running statistics to the exact statistics of its input over ``data``.
+
+    ``data`` is an iterable of input tensors or ``(input, target)`` pairs, iterated once per BN
+    layer (so a list or a re-iterable loader, not a one-shot generator); ``batches`` limits how
+    many batches are used.  The model's training flag is restored afterwards.  Returns the
+    statistics set, by module name.
+    """
+    if batches is not None and batches < 1:
+        raise BNValueError(f"recalibrate: expected batches ≥ 1 or None (got {batches})")
+    layers = bn_modules(model)
+    was_training = model.training
+    result: dict[str, Stats] = {}
+    model.eval()
+    try:
+        with torch.no_grad():
+            for name, module in layers:
+                acc: list[Stats | None] = [None]
+
+                def hook(
+                    _m: nn.Module, args: tuple[Any, ...], acc: list[Stats | None] = acc
+                ) -> None:
+                    x = args[0]
+                    s = reduce(x.detach(), reduce_axes(x.dim()))
+                    acc[0] = s if acc[0] is None else merge(acc[0], s)
+                    raise _Stop
+
+                handle = module.register_forward_pre_hook(hook)
+                try:
+                    for i, batch in enumerate(data):
+                        if batches is not None and i >= batches:
+                            break
+                        with contextlib.suppress(_Stop):  # the hook ends the pass at this layer
+                            model(_input_of(batch))
+                finally:
+                    handle.remove()
+                if acc[0] is None:
+                    raise BNValueError(
+                        f"recalibrate: no batch reached {name or 'the model'} "
+                        "(empty data, or a layer the forward pass does not use)"
+                    )
+                _set(module, acc[0])
+                result[name] = acc[0]
+    finally:
+        model.train(was_training)
+    return result
