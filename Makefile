@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOUR_DIR ?= bnlab-tour
 
-.PHONY: tour demo test lint fonts clean
+.PHONY: tour demo test lint system clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,21 +17,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The figures write Chinese section titles: they need a CJK font (Debian: fonts-wqy-microhei).
-fonts:
-	@if ! fc-list 2>/dev/null | grep -qi "WenQuanYi Micro Hei"; then \
+# System packages, from Debian's apt where apt exists: a CJK font for the figures' Chinese
+# titles, and the real Fashion-MNIST for the experiments.
+APT_PACKAGES := fonts-wqy-microhei fontconfig dataset-fashion-mnist
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-wqy-microhei fontconfig >/dev/null \
+		echo "installing$$missing"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null \
 		&& rm -rf $$HOME/.cache/matplotlib; \
 	fi
 
-tour: $(STAMP) fonts
+tour: $(STAMP) system
 	$(BIN)/bnlab tour --out $(TOUR_DIR)
 
 demo: $(STAMP)
 	$(BIN)/bnlab demo
 
-test: $(STAMP) fonts
+test: $(STAMP) system
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 

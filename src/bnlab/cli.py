@@ -88,6 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--limit", type=int, metavar="BATCHES", help="batches per epoch (quick runs)")
     tr.add_argument("--out", metavar="DIR", help="run folder (default: runs/RECIPE)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    srv = sub.add_parser("serve", help="the interactive explorer page on a local web server")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--open", action="store_true", help="open the page in a browser")
+    srv.add_argument(
+        "--runs",
+        default="docs/results",
+        metavar="DIR",
+        help="training runs for the training view (default docs/results)",
+    )
     cmp_ = sub.add_parser("compare", help="draw runs side by side: PNG plots and one HTML page")
     cmp_.add_argument("runs", nargs="+", metavar="DIR", help="run folders (with metrics.jsonl)")
     cmp_.add_argument("--out", default="compare", metavar="DIR", help="where to write (compare/)")
@@ -298,6 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "explain":
             return _explain(args)
+        if args.command == "serve":
+            if not 0 < args.port < 65536:
+                raise UsageError(f"--port: expected 1–65535 (got {args.port})")
+            from .web.app import serve
+
+            print(f"bnlab explorer on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
+            serve(args.host, args.port, args.runs, args.open)
+            return 0
         if args.command == "train":
             return _train(args)
         if args.command == "compare":

@@ -43,7 +43,8 @@ def test_text_of_a_learners_tensor(request, capsys):
 
 
 def test_text_of_the_whole_tour(request):
-    sections = [examples.build(name) for name in examples.TOUR_ORDER]
+    # the source's sections; "experiments" reads committed run results, which change by design
+    sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
     golden.check(request, "tour.txt", text.sections_text(sections))
 
 

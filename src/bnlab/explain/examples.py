@@ -16,7 +16,8 @@ from torch import Tensor
 
 from ..errors import BNValueError
 from ..nn import BatchNorm2d
-from ..stats import Stats, combine, group_view, normalization_axes, reduce
+from ..stats import NORMALIZATIONS, Stats, combine, reduce
+from .norms import explain_norm
 from .trace import Trace, explain
 
 SEED_GAMMA = (2.0, 5.0)
@@ -481,18 +482,8 @@ def axes(groups: int = 2) -> Section:
     x = torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64)
     eps = 1e-5
 
-    def normalize(t: Tensor, kind: str) -> Tensor:
-        ax = normalization_axes(kind, t.dim())
-        s = reduce(t, ax)
-        keep = [1 if i in ax else n for i, n in enumerate(t.shape)]
-        return (t - s.mean.reshape(keep)) / torch.sqrt(s.var.reshape(keep) + eps)
-
-    ours = {
-        "batch": normalize(x, "batch"),
-        "layer": normalize(x, "layer"),
-        "instance": normalize(x, "instance"),
-        "group": normalize(group_view(x, groups), "group").reshape(x.shape),
-    }
+    # the same reduce move over each normalization's axes (batch norm: the real functional path)
+    ours = {k: explain_norm(x, k, groups=groups, eps=eps).output for k in NORMALIZATIONS}
     theirs = {
         "batch": F.batch_norm(x, None, None, training=True, eps=eps),
         "layer": F.layer_norm(x, x.shape[1:], eps=eps),
@@ -564,6 +555,7 @@ TOUR_ORDER = (
     "formulas",
     "seed-illustrated",
     "axes",
+    "experiments",
 )
 
 
@@ -573,6 +565,10 @@ def build(name: str) -> Section:
         return formulas()
     if name == "why":
         return why()
+    if name == "experiments":
+        from .results import experiments_section
+
+        return experiments_section()
     builder = EXAMPLES.get(name)  # look up first: a KeyError inside a builder is a real bug
     if builder is None:
         known = ", ".join(dict.fromkeys((*TOUR_ORDER, *EXAMPLES)))

@@ -1,0 +1,98 @@
+"""The tour's last section: the book's experiment and the BN paper's Figure 1, from committed runs.
+
+Reads ``docs/results/`` (or ``$BNLAB_RESULTS``); the runs themselves come from ``bnlab train``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .examples import Check, FigureSpec, Section
+
+LENETS = ("lenet-bn", "lenet-bn-torch", "lenet-bn-d2l", "lenet", "lenet-lr1")
+
+
+def results_dir() -> Path | None:
+    """``$BNLAB_RESULTS``, else docs/results beside the source tree, else ./docs/results."""
+    candidates = [
+        os.environ.get("BNLAB_RESULTS"),
+        Path(__file__).resolve().parents[3] / "docs" / "results",
+        Path.cwd() / "docs" / "results",
+    ]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+def experiments_section() -> Section:
+    from ..experiments import compare
+
+    sec = Section(
+        "experiments",
+        "The book's experiment: LeNet with and without BN",
+        "在 Fashion-MNIST 上训练 LeNet:有无批量归一化",
+        "The chapter trains LeNet with BN after every convolutional and fully connected layer on "
+        "Fashion-MNIST (10 epochs, batch 256, lr 1.0) and contrasts it with plain LeNet. These "
+        "runs were made with bnlab train on the real data; the BN paper's Figure 1 (the input "
+        "of a sigmoid through training, with and without BN) is redrawn from its §4.1 network.",
+        code="bnlab train lenet-bn          # and lenet-bn-torch, lenet-bn-d2l, lenet, lenet-lr1\n"
+        "bnlab train bn-paper-fig1\nbnlab train lr-sweep",
+    )
+    root = results_dir()
+    found = [root / n for n in LENETS if root and (root / n / "metrics.jsonl").exists()]
+    if not found:
+        sec.notes.append("No committed runs were found (docs/results/): run the commands above.")
+        return sec
+    runs, _ = compare.expand(found)
+    for r in runs:
+        f = r.final
+        sec.printed.append(
+            f"{r.name:<15} epoch {f['epoch']:>2}: train loss {f['train_loss']:.3f}, "
+            f"train acc {f['train_acc']:.3f}, test acc {f['test_acc']:.3f}"
+            + (f", precise-BN {r.precise:.3f}" if r.precise is not None else "")
+        )
+    sec.figures.append(
+        FigureSpec(
+            "experiments-curves",
+            "LeNet with and without BN, per epoch",
+            lambda: compare.curves_figure(runs),
+        )
+    )
+    by = {r.name: r for r in runs}
+    if "lenet-bn" in by and "lenet-bn-torch" in by:
+        a, b = by["lenet-bn"].metrics, by["lenet-bn-torch"].metrics
+        if len(a) == len(b):
+            diff = max(abs(x["train_loss"] - y["train_loss"]) for x, y in zip(a, b, strict=True))
+            sec.checks.append(
+                Check(
+                    "LeNet-BN trained with bnlab's BN, per-epoch train loss",
+                    "the same run with torch.nn.BatchNorm2d/1d",
+                    diff,
+                    1e-4,
+                )
+            )
+    fig1 = root / "bn-paper-fig1" if root else None
+    if fig1 and fig1.is_dir():
+        fruns, _ = compare.expand([fig1])
+        if len(fruns) >= 2 and all(r.activations for r in fruns):
+            sec.figures.append(
+                FigureSpec(
+                    "experiments-fig1",
+                    "the BN paper's Figure 1(b, c): a sigmoid's input over training",
+                    lambda: compare.bands_figure(fruns),
+                )
+            )
+    sweep = root / "lr-sweep" if root else None
+    if sweep and sweep.is_dir():
+        sruns, _ = compare.expand([sweep])
+        if len(compare.sweep_runs(sruns)) >= 2:
+            sec.figures.append(
+                FigureSpec(
+                    "experiments-sweep",
+                    "final test accuracy against lr",
+                    lambda: compare.sweep_figure(sruns),
+                )
+            )
+    return sec
