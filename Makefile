@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOUR_DIR ?= bnlab-tour
 
-.PHONY: tour demo test lint system clean
+.PHONY: tour demo serve test lint system system-test apt clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,17 @@ $(STAMP): pyproject.toml
 # System packages, from Debian's apt where apt exists: a CJK font for the figures' Chinese
 # titles, and the real Fashion-MNIST for the experiments.
 APT_PACKAGES := fonts-wqy-microhei fontconfig dataset-fashion-mnist
+# The explorer's browser tests drive Debian's Chromium (no browser download needed).
+APT_TEST_PACKAGES := $(APT_PACKAGES) chromium
 
 system:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_PACKAGES)"
+
+system-test:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_TEST_PACKAGES)"
+
+apt:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		echo "installing$$missing"; \
@@ -36,7 +44,10 @@ tour: $(STAMP) system
 demo: $(STAMP)
 	$(BIN)/bnlab demo
 
-test: $(STAMP) system
+serve: $(STAMP)
+	$(BIN)/bnlab serve
+
+test: $(STAMP) system-test
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 

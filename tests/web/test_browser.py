@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 import socket
@@ -26,6 +27,9 @@ import pytest
 import torch
 
 CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None and os.environ.get("CI") == "true":
+    # CI installs Chromium (make test → system-test): there, a missing browser is a failure
+    raise RuntimeError("CI=true but no `chromium` on PATH: the browser tests must run in CI")
 if CHROMIUM is None:
     pytest.skip(
         "no `chromium` executable on PATH: the browser tests drive the system Chromium",
