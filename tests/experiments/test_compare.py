@@ -363,6 +363,15 @@ def test_bands_figure_defaults_to_each_runs_last_layer_and_shares_y(fig1_suite):
     assert list(median.get_ydata()) == pytest.approx([0.05 * k * 4 for k in range(5)])
 
 
+def test_bands_figure_names_the_fig1_runs_among_others(fig1_suite, two_runs):
+    runs, _ = compare.expand([*two_runs, fig1_suite])
+    words = texts(compare.bands_figure(runs))
+    assert (
+        "bn-paper-fig1/with-bn and bn-paper-fig1/without-bn: the paper used MNIST; "
+        "this is Fashion-MNIST"
+    ) in words
+
+
 def test_bands_figure_layer_and_channel_choice(fig1_suite):
     runs, _ = compare.expand([fig1_suite])
     fig = compare.bands_figure(runs, layer=0, channel=2)
