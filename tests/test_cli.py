@@ -138,14 +138,35 @@ def test_large_tensor_text_and_json_work(capsys):
 
 
 def test_every_bnlab_command_in_the_readme_runs(tmp_path, monkeypatch, capsys):
+    """Each `bnlab ...` line of the README, verbatim, in a fresh folder (tiny data for train)."""
     import shlex
     from pathlib import Path
 
+    from bnlab.experiments import data as data_mod
+    from bnlab.web import app as web_app
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("bnlab ")]
-    assert len(commands) >= 3
-    monkeypatch.chdir(tmp_path)
+    assert {c.split()[1] for c in commands} >= {"explain", "train", "compare", "serve"}
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 32), ("test", 16)):  # tiny Fashion-MNIST look-alike
+        images, labels = data_mod.FILES[split]
+        data_mod.write_idx(
+            tmp_path / "data" / images,
+            torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8),
+        )
+        data_mod.write_idx(tmp_path / "data" / labels, torch.randint(0, 10, (n,), generator=g))
+    monkeypatch.setenv("BNLAB_DATA", str(tmp_path / "data"))
+    data_mod.clear_cache()
+    served = []
+    monkeypatch.setattr(web_app, "serve", lambda *a, **k: served.append(a))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     for line in commands:
         code, out, err = run(capsys, *shlex.split(line)[1:])
         assert code == 0, f"{line!r} exited {code}: {err}"
         assert out or "wrote" in err, line
+    assert served == [("127.0.0.1", 8000, "docs/results", False)]
+    assert (work / "runs" / "compare" / "index.html").exists()
+    data_mod.clear_cache()
