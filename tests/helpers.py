@@ -36,3 +36,17 @@ def assert_parity(
     scale = max(1e-6, scale, ref.double().abs().max().item())
     assert diff <= atol + rtol * scale, f"{what}: max|Δ| = {diff:.3e} (scale {scale:.3g}, {dtype})"
     assert torch.isfinite(ours).all() == torch.isfinite(ref).all(), f"{what}: NaN/inf mismatch"
+
+
+def tiny_fashion_mnist(folder, monkeypatch, n_train: int = 32, n_test: int = 16) -> None:
+    """Write a tiny Fashion-MNIST look-alike (valid IDX gz files) and point BNLAB_DATA at it."""
+    from bnlab.experiments import data
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = data.FILES[split]
+        pixels = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        data.write_idx(folder / images, pixels)
+        data.write_idx(folder / labels, torch.randint(0, 10, (n,), generator=g))
+    monkeypatch.setenv("BNLAB_DATA", str(folder))
+    data.clear_cache()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bnlab.cli import main
+from tests.helpers import tiny_fashion_mnist
 
 
 def run(capsys, *argv):
@@ -148,16 +149,7 @@ def test_every_bnlab_command_in_the_readme_runs(tmp_path, monkeypatch, capsys):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("bnlab ")]
     assert {c.split()[1] for c in commands} >= {"explain", "train", "compare", "serve"}
-    g = torch.Generator().manual_seed(0)
-    for split, n in (("train", 32), ("test", 16)):  # tiny Fashion-MNIST look-alike
-        images, labels = data_mod.FILES[split]
-        data_mod.write_idx(
-            tmp_path / "data" / images,
-            torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8),
-        )
-        data_mod.write_idx(tmp_path / "data" / labels, torch.randint(0, 10, (n,), generator=g))
-    monkeypatch.setenv("BNLAB_DATA", str(tmp_path / "data"))
-    data_mod.clear_cache()
+    tiny_fashion_mnist(tmp_path / "data", monkeypatch)
     served = []
     monkeypatch.setattr(web_app, "serve", lambda *a, **k: served.append(a))
     work = tmp_path / "work"

@@ -11,6 +11,7 @@ import torch
 from bnlab.cli import main
 from bnlab.experiments import recipes
 from bnlab.experiments.train import train
+from tests.helpers import tiny_fashion_mnist
 
 METRIC_KEYS = {
     "epoch",
@@ -121,16 +122,7 @@ def test_sweep_rates_are_log_spaced():
 def test_cli_train_on_tiny_data(tmp_path, monkeypatch, capsys):
     from bnlab.experiments import data as data_mod
 
-    g = torch.Generator().manual_seed(0)
-    for split, n in (("train", 48), ("test", 16)):
-        img_name, lab_name = data_mod.FILES[split]
-        data_mod.write_idx(
-            tmp_path / "data" / img_name,
-            torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8),
-        )
-        data_mod.write_idx(tmp_path / "data" / lab_name, torch.randint(0, 10, (n,), generator=g))
-    monkeypatch.setenv("BNLAB_DATA", str(tmp_path / "data"))
-    data_mod.clear_cache()
+    tiny_fashion_mnist(tmp_path / "data", monkeypatch, n_train=48)
     out = tmp_path / "run"
     argv = [
         "train",
