@@ -263,7 +263,7 @@ def test_errors(trace):
 
 
 def test_without_cjk_font_no_chinese_is_drawn(trace, monkeypatch):
-    monkeypatch.setattr(F, "cjk_font_available", lambda: False)
+    monkeypatch.setattr(F.style, "cjk_font_available", lambda: False)  # where it is looked up
     for name, fig in all_figures(trace).items():
         cjk = [s for s in texts(fig) if any("\u2e80" <= ch <= "\u9fff" for ch in s)]
         assert not cjk, (name, cjk)

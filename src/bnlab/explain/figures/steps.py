@@ -1,0 +1,394 @@
+"""The trace's steps drawn from a live ``Trace``: the input, step 1, step 2, and all in one row.
+
+``tensor_figure`` (one per-element step), ``stats_figure`` (step 1: per-channel mean and
+variance), ``affine_figure`` (step 2: y = γ·x̂ + β) and ``walkthrough_figure`` (x → μ, σ² → x̂ → y).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..trace import Trace
+from . import style  # cjk_font_available looked up here, so a test can patch it in one place
+from .canvas import _Canvas, _title, _value_unit
+from .grid import (
+    _block_note,
+    _draw_grid,
+    _Grid,
+    _grid_width,
+    _row_label_width,
+    _step_array,
+)
+from .style import (
+    LABEL_SIZE,
+    MAX_VALUE_CELLS,
+    MUTED,
+    VALUE_SIZE,
+    _bi,
+    _shape,
+    _short,
+    _styled,
+    _tint,
+    _zh,
+    channel_color,
+    format_value,
+)
+
+# --- 1. one step of the trace ------------------------------------------------------------------
+
+_STEP_LABEL = {
+    "input": ("input x", "输入"),
+    "x_minus_mean": ("centred x − μ", "减去均值"),
+    "xhat": ("normalized x̂", "标准化"),
+    "output": ("output y = γ·x̂ + β", "输出"),
+}
+
+
+@_styled
+def tensor_figure(trace: Trace, step: str = "input") -> Figure:
+    """One per-element step of ``trace`` as blocks of cells: rows = samples, columns = channels."""
+    a = _step_array(trace, step)
+    show = a.size <= MAX_VALUE_CELLS
+    strings = [format_value(v) for v in a.flat] if show else []
+    cv = _Canvas(_value_unit(strings) if show else 0.32)
+    g = _draw_grid(cv, a, 0.0, 0.0, show_values=show)
+    en, zh = _STEP_LABEL.get(step, (trace[step].title, ""))
+    shape = _shape(trace[step].value.shape)
+    dims = trace[step].value.shape
+    hw = f", {' × '.join(str(d) for d in dims[2:])} values each" if len(dims) > 2 else ""
+    sub = (
+        f"${trace[step].latex}$"
+        if step != "input"
+        else f"{dims[0]} samples × {dims[1]} channels{hw}"
+    )
+    _title(
+        cv,
+        g.left - _row_label_width(cv, a.shape[0]),
+        g.header_top,
+        _bi(f"{en} — shape {shape}", zh),
+        sub,
+    )
+    note = (
+        _block_note(a)
+        if show
+        else _bi(
+            f"{a.size} values: too many to print, shading ∝ value within each channel",
+            "颜色深浅表示大小",
+        )
+    )
+    cv.text(g.left, g.bottom - 0.45, note, size=LABEL_SIZE - 0.5, va="top", color=MUTED)
+    return cv.finish()
+
+
+# --- 2. step 1: per-channel statistics ---------------------------------------------------------
+
+
+def _keepdim_shape(ndim: int, c: int) -> str:
+    return _shape([1, c] + [1] * (ndim - 2))
+
+
+@_styled
+def stats_figure(trace: Trace) -> Figure:
+    """Step 1: every cell of channel c is reduced together into that channel's μ and σ²."""
+    a = _step_array(trace, "input")
+    _, c_, _, w_ = a.shape
+    mean = trace["mean"].value.detach().double().numpy()
+    var = trace["var"].value.detach().double().numpy()
+    show = a.size <= MAX_VALUE_CELLS
+    strings = [format_value(v) for v in (*a.flat, *mean, *var)] if show else []
+    cv = _Canvas(_value_unit(strings) if show else 0.32)
+    train = trace.training
+    g = _draw_grid(cv, a, 0.0, 0.0, show_values=show, outline=train)
+    ndim = trace.input.dim()
+    m = a.size // c_
+    # each channel's cells form one reduction set: a dashed fence around the whole column
+    for c in range(c_ if train else 0):
+        cv.box(g.col_x[c], g.bottom, w_, g.top - g.bottom, channel_color(c), ls="--", pad=0.14)
+    # arrows down into the per-channel results, aligned under their columns
+    y_mu = g.bottom - 1.25 - 1.0
+    y_var = y_mu - 1.25
+    for c in range(c_):
+        x = g.col_center(c)
+        if train:  # in eval mode the batch is not reduced: nothing flows from it
+            cv.arrow(x, g.bottom - 0.3, x, y_mu + 1.08, color=channel_color(c))
+        for y, v in ((y_mu, mean[c]), (y_var, var[c])):
+            cv.cell(
+                g.col_x[c],
+                y,
+                format_value(v),
+                w=w_,
+                face=_tint(channel_color(c), 0.35),
+                edge=channel_color(c),
+                lw=1.6,
+                weight="bold",
+            )
+    if train:
+        mu_label, var_label = r"mean $\mu_B$", r"variance $\sigma_B^2$"
+    else:
+        mu_label, var_label = r"running_mean $\mu$", r"running_var $\sigma^2$"
+    cv.text(g.left - 0.35, y_mu + 0.5, mu_label, ha="right")
+    cv.text(g.left - 0.35, y_var + 0.5, var_label, ha="right")
+    keep = _keepdim_shape(ndim, c_)
+    cv.text(
+        g.left,
+        y_var - 0.35,
+        _bi(f"result shape {keep}  (keepdim=True)", "结果形状")
+        if train
+        else _bi(f"shape [{c_}], broadcast as {keep}", "形状"),
+        va="top",
+        color=MUTED,
+    )
+
+    # right: the formulas and the shape chain, spaced in inches so the size of a cell doesn't matter
+    x_r = g.right + 1.3
+    y = g.top + 0.2
+
+    def row(s: str, height_in: float, size: float = LABEL_SIZE, **kw: Any) -> None:
+        nonlocal y
+        y -= height_in / cv.unit / 2
+        cv.text(x_r + kw.pop("indent", 0.0), y, s, size=size, **kw)
+        y -= height_in / cv.unit / 2
+
+    dims = {2: "N", 3: "N·L"}.get(ndim, "N·H·W")
+    sizes = "·".join(str(s) for s in [trace.input.shape[0], *trace.input.shape[2:]])
+    if trace.training:
+        row(f"per channel c, reduce over {dims}:", 0.26)
+        row(
+            _bi(f"m = {sizes} = {m} values", f"每个通道 {m} 个数")
+            if ndim > 2
+            else _bi(f"m = N = {m} values", f"每个特征 {m} 个数"),
+            0.26,
+        )
+        row(r"$\mu_B = \frac{1}{m}\sum_{i=1}^{m} x_i$", 0.72, size=14)
+        row(r"$\sigma_B^2 = \frac{1}{m}\sum_{i=1}^{m} (x_i - \mu_B)^2$", 0.72, size=14)
+        row(_bi("biased variance: divide by m, not m − 1", "有偏方差"), 0.26, color=MUTED)
+    else:
+        row(_bi("eval mode", "预测模式"), 0.26, weight="bold")
+        row("μ and σ² are the running estimates kept", 0.26)
+        row("during training, not this batch's statistics", 0.26)
+        row(r"$\mu = \mathrm{running\_mean}$", 0.45, size=13)
+        row(r"$\sigma^2 = \mathrm{running\_var}$", 0.45, size=13)
+        return _stats_title(cv, g, trace, var_label)
+    y -= 0.2 / cv.unit
+    axes = tuple(d for d in range(ndim) if d != 1)
+    chain = [("x", _shape(trace.input.shape))]
+    shape = list(trace.input.shape)
+    for d in axes:
+        shape[d] = 1
+        chain.append((f".mean(dim={d}, keepdim=True)", _shape(shape)))
+    width = max(len(s) for s, _ in chain)
+    mono = {"family": "DejaVu Sans Mono", "size": LABEL_SIZE - 0.5}
+    label = (
+        ("shape after each reduction", "每次求平均后的形状") if len(axes) > 1 else ("shape", "形状")
+    )
+    row(_bi(*label), 0.28, color=MUTED)
+    for s, shp in chain:
+        row(f"{s:<{width}}  {shp}", 0.22, indent=0.25, **mono)
+    if len(axes) > 1:
+        row(f"= x.mean(dim={axes}, keepdim=True)", 0.3, **mono)
+    return _stats_title(cv, g, trace, var_label)
+
+
+def _stats_title(cv: _Canvas, g: _Grid, trace: Trace, var_label: str) -> Figure:
+    if trace.training:
+        title = _bi("Step 1 / 第一步: mean and variance per channel", "按通道求均值和方差", "  ")
+        sub = (
+            f"input x of shape {_shape(trace.input.shape)}; cells outlined in one colour are "
+            "averaged together"
+        )
+    else:
+        title = _bi("Step 1 (eval) / 第一步: running mean and variance", "用滑动平均", "  ")
+        sub = f"input x of shape {_shape(trace.input.shape)}; nothing is averaged in eval mode"
+    if not style.cjk_font_available():
+        title = title.replace(" / 第一步", "")
+    _title(
+        cv,
+        g.left - cv.text_w(var_label.replace("$", ""), LABEL_SIZE) - 0.4,
+        g.header_top,
+        title,
+        sub,
+    )
+    return cv.finish()
+
+
+# --- 3. step 2: scale and shift ----------------------------------------------------------------
+
+
+@_styled
+def affine_figure(trace: Trace) -> Figure:
+    """Step 2: each channel's x̂ is scaled by its own γ and shifted by its own β."""
+    xh = _step_array(trace, "xhat")
+    y = _step_array(trace, "output")
+    n_, c_, _, w_ = xh.shape
+    gamma = trace.gamma.detach().double().tolist()
+    beta = trace.beta.detach().double().tolist()
+    show = xh.size <= MAX_VALUE_CELLS
+    strings = [format_value(v) for v in (*xh.flat, *y.flat)] if show else []
+    cv = _Canvas(_value_unit(strings) if show else 0.32)
+    x2 = _grid_width(xh) + 2.6
+    short = w_ * cv.unit < 1.0
+    gbs = [[f"γ={_short(gamma[c])}", f"β={_short(beta[c])}"] for c in range(c_)]
+    narrow = any(cv.text_w(", ".join(gb), LABEL_SIZE) > w_ + 0.3 for gb in gbs)
+    heads = [
+        [f"c={c}" if short else f"channel c={c}", *(gb if narrow else [", ".join(gb)])]
+        for c, gb in enumerate(gbs)
+    ]
+    # the x̂ grid gets blank header lines so both grids' headers line up
+    blank = [[h[0]] + [""] * (len(h) - 1) for h in heads]
+    g1 = _draw_grid(cv, xh, 0.0, 0.0, show_values=show, headers=blank)
+    g2 = _draw_grid(cv, y, x2, 0.0, show_values=show, headers=heads, row_labels="none")
+    mid = (g1.top + g1.bottom) / 2
+    cv.arrow(g1.right + 0.35, mid, x2 - 0.35, mid, lw=1.8)
+    cv.text(
+        (g1.right + x2) / 2,
+        mid + 0.3,
+        r"$\gamma\,\hat{x} + \beta$",
+        ha="center",
+        va="bottom",
+        size=13,
+    )
+    cv.text((g1.right + x2) / 2, mid - 0.3, _zh("按通道"), ha="center", va="top", color=MUTED)
+    # panel captions under each grid
+    cv.text(
+        (g1.left + g1.right) / 2,
+        g1.bottom - 0.35,
+        _bi("x̂: normalized", "标准化后"),
+        ha="center",
+        va="top",
+        weight="bold",
+    )
+    cv.text(
+        (g2.left + g2.right) / 2,
+        g2.bottom - 0.35,
+        _bi("y: output", "输出"),
+        ha="center",
+        va="top",
+        weight="bold",
+    )
+    # a worked cell: the first element of channel 0
+    line = LABEL_SIZE * 1.7 / 72 / cv.unit
+    y0 = g1.bottom - 0.35 - line * 1.3
+    if show:
+        xv, yv = float(xh[0, 0, 0, 0]), float(y[0, 0, 0, 0])
+        approx = gamma[0] * float(format_value(xv)) + beta[0]
+        eq = "=" if format_value(approx) == format_value(yv) else "≈"
+        xs = format_value(xv) if xv >= 0 else f"({format_value(xv)})"
+        bs = f"+ {_short(beta[0])}" if beta[0] >= 0 else f"− {_short(-beta[0])}"
+        ex = (
+            f"e.g. n=0, c=0, first cell: y = {_short(gamma[0])} × {xs} {bs} {eq} {format_value(yv)}"
+        )
+        cv.text(g1.left, y0, ex, va="top")
+        y0 -= line
+    cv.text(
+        g1.left,
+        y0,
+        _bi(
+            "each channel has its own γ (scale) and β (shift), learned in training",
+            "每个通道有自己的 γ 和 β",
+        ),
+        va="top",
+        color=MUTED,
+    )
+    title = "Step 2 / 第二步: scale and shift per channel  按通道缩放和平移"
+    if not style.cjk_font_available():
+        title = "Step 2: scale and shift per channel"
+    per = ";  ".join(f"channel c={c}: γ={_short(gamma[c])}, β={_short(beta[c])}" for c in range(c_))
+    if c_ > 4:
+        per = f"γ = {[_short(v) for v in gamma]}, β = {[_short(v) for v in beta]}"
+    top = max(g1.header_top, g2.header_top)
+    _title(
+        cv,
+        g1.left - _row_label_width(cv, n_),
+        top,
+        title,
+        per,
+    )
+    return cv.finish()
+
+
+# --- 4. the whole walkthrough in one row -------------------------------------------------------
+
+
+@_styled
+def walkthrough_figure(trace: Trace) -> Figure:
+    """x → (μ, σ²) → x̂ → y in one compact row."""
+    x = _step_array(trace, "input")
+    xh = _step_array(trace, "xhat")
+    y = _step_array(trace, "output")
+    n_, c_, _, _ = x.shape
+    mean = trace["mean"].value.detach().double().numpy()
+    var = trace["var"].value.detach().double().numpy()
+    show = x.size <= MAX_VALUE_CELLS
+    size = VALUE_SIZE - 1  # compact: 8 pt values
+    strings = [format_value(v) for v in (*x.flat, *xh.flat, *y.flat, *mean, *var)] if show else []
+    cv = _Canvas(_value_unit(strings, size) if show else 0.3)
+    arrow_w = 1.9
+    first_w = max(arrow_w, cv.text_w("mean, var", LABEL_SIZE) + 1.3)  # room for μ_B / σ²_B
+    kw: dict[str, Any] = {"show_values": show, "super_header": False, "value_size": size}
+    g_x = _draw_grid(cv, x, 0.0, 0.0, row_labels="short", **kw)
+    mid = (g_x.top + g_x.bottom) / 2
+    # the statistics: one cell per channel for μ and for σ², centred vertically
+    xs = g_x.right + first_w
+    for c in range(c_):
+        for k, v in enumerate((mean[c], var[c])):
+            cv.cell(
+                xs + c * 1.15,
+                mid + 0.15 - k * 1.3,
+                format_value(v) if show else "",
+                face=_tint(channel_color(c), 0.35),
+                edge=channel_color(c),
+                lw=1.4,
+                size=size,
+            )
+    s_right = xs + c_ * 1.15 - 0.15
+    mu, s2 = (r"$\mu_B$", r"$\sigma_B^2$") if trace.training else (r"$\mu$", r"$\sigma^2$")
+    cv.text(xs - 0.12, mid + 0.65, mu, ha="right", size=12)
+    cv.text(xs - 0.12, mid - 0.65, s2, ha="right", size=12)
+    g_h = _draw_grid(cv, xh, s_right + arrow_w, 0.0, row_labels="none", **kw)
+    g_y = _draw_grid(cv, y, g_h.right + arrow_w, 0.0, row_labels="none", **kw)
+    arrows = [
+        (g_x.right, xs - 0.75, "mean, var", _zh("按通道")),
+        (s_right, g_h.left, "normalize", _zh("标准化")),
+        (g_h.right, g_y.left, r"$\times\gamma + \beta$", _zh("缩放平移")),
+    ]
+    for x0, x1, above, below in arrows:
+        cv.arrow(x0 + 0.25, mid, x1 - 0.25, mid, lw=1.6)
+        big = "$" in above
+        cv.text(
+            (x0 + x1) / 2,
+            mid + 0.18,
+            above,
+            ha="center",
+            va="bottom",
+            size=LABEL_SIZE + (2 if big else -0.5),
+        )
+        cv.text(
+            (x0 + x1) / 2,
+            mid - 0.18,
+            below,
+            ha="center",
+            va="top",
+            color=MUTED,
+            size=LABEL_SIZE - 0.5,
+        )
+    captions = [
+        ((g_x.left + g_x.right) / 2, _bi("x: input", "输入")),
+        ((xs + s_right) / 2, _bi("per-channel stats", "统计量")),
+        ((g_h.left + g_h.right) / 2, "x̂ = (x − μ) / √(σ² + ε)"),
+        ((g_y.left + g_y.right) / 2, _bi("y = γ·x̂ + β", "输出")),
+    ]
+    bottom = min(g_x.bottom, mid - 1.15 - 0.2)
+    for cx, s in captions:
+        cv.text(cx, bottom - 0.3, s, ha="center", va="top", weight="bold")
+    mode = "training mode: batch statistics" if trace.training else "eval mode: running statistics"
+    title = _bi("Batch normalization, step by step", "批量归一化的每一步", "  ")
+    _title(
+        cv,
+        g_x.left - cv.text_w(f"n={n_ - 1}", LABEL_SIZE) - 0.3,
+        g_x.header_top,
+        title,
+        f"x.shape = {_shape(trace.input.shape)}, {mode}, ε = {trace.eps:g}",
+    )
+    return cv.finish()
