@@ -90,7 +90,8 @@ def reproduce_command(run: Run) -> str:
     for a single recipe, since a suite's --lr would replace every sub-run's rate.
     """
     target, recipe, is_suite = _recipe_for(run)
-    args = [f"bnlab train {target} --out docs/results/{target}"]
+    folder = (run.path.parent if is_suite else run.path).name  # where it was written
+    args = [f"bnlab train {target} --out docs/results/{folder}"]
     if recipe is not None:
         for k in CLI_OPTIONS[:-1] if is_suite else CLI_OPTIONS:
             v = run.config.get(k)

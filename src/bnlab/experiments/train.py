@@ -64,7 +64,11 @@ def _quantiles(x: Tensor) -> dict[str, list[float]]:
         idx = torch.linspace(0, per_channel.shape[1] - 1, 16384).long()
         per_channel = per_channel[:, idx]
     q = torch.quantile(per_channel, torch.tensor(QUANTILES), dim=1)  # (3, C)
-    return {"q15": q[0].tolist(), "q50": q[1].tolist(), "q85": q[2].tolist()}
+    # 4 decimals: far finer than a percentile of one batch is precise, and files stay small
+    return {
+        k: [round(v, 4) for v in row.tolist()]
+        for k, row in zip(("q15", "q50", "q85"), q, strict=True)
+    }
 
 
 @torch.no_grad()
