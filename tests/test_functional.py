@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import bnlab.nn as bnlab_nn
 from bnlab import BNTypeError, BNValueError
 from bnlab.functional import _batch_norm, batch_norm
 from tests.helpers import assert_parity
@@ -334,3 +336,69 @@ def test_bad_input_raises_before_any_change(case, override, exc, message):
             assert torch.equal(t, b), f"{case}: running statistics changed"
     # the same mistake is also the builtin type torch code catches
     assert issubclass(exc, (ValueError, TypeError))
+
+
+def test_eval_output_still_differentiable_after_the_buffers_move():
+    """Eval copies the running statistics: a later training step can't break backward."""
+    for module in (bnlab_nn.BatchNorm1d(3).double(), torch.nn.BatchNorm1d(3).double()):
+        x = torch.randn(4, 3, dtype=D, requires_grad=True)
+        module.eval()
+        y = module(x)
+        module.train()
+        module(torch.randn(4, 3, dtype=D))  # updates running_mean/var in place
+        y.sum().backward()
+        assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "value", [np.float32(1e-3), np.float64(1e-3), torch.tensor(1e-3), 1e-3, 1], ids=repr
+)
+def test_eps_and_momentum_accept_what_torch_accepts(value):
+    x = torch.randn(5, 3, dtype=D)
+    rm, rv, rm2, rv2 = (
+        torch.zeros(3, dtype=D),
+        torch.ones(3, dtype=D),
+        torch.zeros(3, dtype=D),
+        torch.ones(3, dtype=D),
+    )
+    momentum = value if not isinstance(value, int) else 1
+    y = batch_norm(x, rm, rv, training=True, eps=value, momentum=momentum)
+    y_ref = F.batch_norm(x, rm2, rv2, training=True, eps=value, momentum=momentum)
+    assert_parity(y, y_ref, "output", D)
+    assert_parity(rm, rm2, "running_mean", D)
+
+
+TORCH_TYPES = [
+    ("weight length", dict(weight=torch.ones(4))),
+    ("running_mean length", dict(running_mean=torch.zeros(5))),
+    ("1-D input", dict(input=torch.randn(5))),
+    (
+        "1-D input, no running stats",
+        dict(input=torch.randn(5), running_mean=None, running_var=None),
+    ),
+    ("integer input", dict(input=torch.ones(4, 3, 2, dtype=torch.long))),
+    ("float64 weight", dict(weight=torch.ones(3, dtype=D))),
+    ("eval without running stats", dict(running_mean=None, running_var=None, training=False)),
+    ("single value per channel", dict(input=torch.randn(1, 3))),
+]
+
+
+@pytest.mark.parametrize(("case", "override"), TORCH_TYPES, ids=[c[0] for c in TORCH_TYPES])
+def test_each_error_is_also_the_type_torch_raises(case, override):
+    kwargs = dict(
+        input=torch.randn(4, 3, 2),
+        running_mean=torch.zeros(3),
+        running_var=torch.ones(3),
+        weight=torch.ones(3),
+        bias=torch.zeros(3),
+        training=True,
+    )
+    kwargs.update(override)
+    with pytest.raises(Exception) as theirs:
+        F.batch_norm(**kwargs)
+    with pytest.raises(Exception) as ours:
+        batch_norm(**kwargs)
+    assert isinstance(ours.value, type(theirs.value)), (
+        f"{case}: torch raises {type(theirs.value).__name__}, bnlab {type(ours.value).__mro__}"
+    )
+    assert isinstance(ours.value, (ValueError, TypeError))

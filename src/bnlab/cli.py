@@ -14,6 +14,7 @@ from typing import NoReturn
 
 FORMATS = ("text", "png", "svg", "html", "json")
 DRAWN = ("png", "svg", "html")
+MAX_ELEMENTS_TO_PRINT = 1 << 24  # text and JSON work at any size that fits comfortably in memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,6 +161,11 @@ def _explain(args: argparse.Namespace) -> int:
     numel = 1
     for d in shape:
         numel *= d
+    if numel > MAX_ELEMENTS_TO_PRINT:
+        raise UsageError(
+            f"--shape: {numel:,} elements is more than bnlab explain handles "
+            f"(at most {MAX_ELEMENTS_TO_PRINT:,})"
+        )
     if args.format in DRAWN and numel > MAX_ELEMENTS_TO_DRAW:
         raise UsageError(
             f"--format {args.format}: a tensor of {numel} elements is too large to "

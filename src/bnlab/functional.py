@@ -16,7 +16,15 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import backends
-from .errors import BNTypeError, BNValueError, shape_str
+from .errors import (
+    BNRankError,
+    BNRuntimeTypeError,
+    BNRuntimeValueError,
+    BNTypeError,
+    BNUnsupportedDTypeError,
+    BNValueError,
+    shape_str,
+)
 from .record import Recorder
 from .stats import Stats, accumulate_dtype, update_running
 
@@ -31,12 +39,12 @@ def _check_input(input: Any) -> None:
             f"batch_norm: expected input to be a torch.Tensor (got {type(input).__name__})"
         )
     if input.dtype not in _FLOATS:
-        raise BNTypeError(
+        raise BNUnsupportedDTypeError(
             "batch_norm: expected a floating-point input (float16, bfloat16, float32 or float64) "
             f"(got {input.dtype})"
         )
     if input.dim() < 2:
-        raise BNValueError(
+        raise BNRankError(
             "batch_norm: expected input of shape (N, C, ...) with at least 2 dimensions "
             f"(got {input.dim()}D input of shape {shape_str(input.shape)})"
         )
@@ -52,25 +60,38 @@ def _check_per_channel(name: str, t: Any, input: Tensor) -> None:
         )
     channels = input.shape[1]
     if t.dim() != 1 or t.numel() != channels:
-        raise BNValueError(
+        raise BNRuntimeValueError(
             f"batch_norm: expected {name} of shape ({channels},), one value per channel of the "
             f"input of shape {shape_str(input.shape)} (got {name} of shape {shape_str(t.shape)})"
         )
     if t.dtype not in _FLOATS:
-        raise BNTypeError(
+        raise BNRuntimeTypeError(
             f"batch_norm: expected {name} to be a floating-point tensor (got {t.dtype})"
         )
     if t.dtype != input.dtype and not (
         input.dtype in (torch.float16, torch.bfloat16) and t.dtype == torch.float32
     ):
-        raise BNTypeError(
+        raise BNRuntimeTypeError(
             f"batch_norm: expected {name} of dtype {input.dtype} (or float32 for a 16-bit input), "
             f"like the input (got {t.dtype})"
         )
     if t.device != input.device:
-        raise BNValueError(
+        raise BNRuntimeValueError(
             f"batch_norm: expected {name} on the input's device {input.device} (got {t.device})"
         )
+
+
+def _is_real(v: Any) -> bool:
+    """A real number as torch takes one: int, float, numpy scalar or 0-d float tensor; not bool."""
+    if isinstance(v, bool) or v is None:
+        return False
+    if isinstance(v, Tensor):
+        return v.dim() == 0 and v.dtype.is_floating_point
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, str)
 
 
 def _verify_batch_size(size: torch.Size) -> None:
@@ -108,23 +129,20 @@ def check_arguments(
     ):
         _check_per_channel(name, t, input)
     if not training and running_mean is None:
-        raise BNValueError(
+        raise BNRuntimeValueError(
             "running_mean must be defined in evaluation mode "
             "(pass running_mean and running_var, or training=True)"
         )
     if training:
         _verify_batch_size(input.size())
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool):
+    if not _is_real(eps):
         raise BNTypeError(f"batch_norm: expected eps to be a number (got {type(eps).__name__})")
+    eps = float(eps)
     if training and eps <= 0.0:
         raise BNValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise BNValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    if (
-        training
-        and running_mean is not None
-        and (not isinstance(momentum, (int, float)) or isinstance(momentum, bool))
-    ):
+    if training and running_mean is not None and not _is_real(momentum):
         raise BNTypeError(
             "batch_norm: expected momentum to be a number when training updates running statistics "
             f"(got {momentum!r})"
@@ -159,7 +177,8 @@ class _BatchNormFunction(torch.autograd.Function):
         else:
             assert running_mean is not None and running_var is not None
             acc = accumulate_dtype(input.dtype)
-            mean, var = running_mean.to(acc), running_var.to(acc)
+            # copies: the buffers may be updated in place before this output's backward runs
+            mean, var = running_mean.to(acc, copy=True), running_var.to(acc, copy=True)
             stats = Stats(0, mean, var)
             count = input.numel() // max(input.shape[1], 1)
         if recorder is not None:

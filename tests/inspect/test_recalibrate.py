@@ -90,7 +90,7 @@ def test_precise_bn_closes_the_gap_of_lagging_running_stats():
 def test_errors_and_discovery():
     model = _model("torch")
     assert [n for n, _ in bn_modules(model)] == ["1", "4"]
-    with pytest.raises(ValueError, match="no batch reached 1"):
+    with pytest.raises(ValueError, match="the data yielded no batch"):
         recalibrate(model, [])
     with pytest.raises(TypeError, match="expected batches that are tensors"):
         recalibrate(model, ["not a tensor"])
@@ -98,3 +98,50 @@ def test_errors_and_discovery():
         recalibrate(model, _batches(), batches=0)
     no_stats = nn.Sequential(nn.BatchNorm1d(3, track_running_stats=False))
     assert bn_modules(no_stats) == []
+
+
+def test_layers_are_measured_in_execution_order_not_registration_order():
+    class LateFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn_late = bnn.BatchNorm1d(2, dtype=torch.float64)  # registered first ...
+            self.bn_early = bnn.BatchNorm1d(2, dtype=torch.float64)  # ... but called second
+
+        def forward(self, x):
+            return self.bn_late(self.bn_early(x) * 3 + 1)
+
+    g = torch.Generator().manual_seed(0)
+    data = [torch.randn(16, 2, generator=g, dtype=torch.float64) * 4 + 7 for _ in range(4)]
+    m = LateFirst()
+    recalibrate(m, data)
+    m.eval()
+    with torch.no_grad():
+        h = m.bn_early(torch.cat(data)) * 3 + 1  # what eval feeds bn_late
+    torch.testing.assert_close(m.bn_late.running_mean, h.mean(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(m.bn_late.running_var, h.var(0, unbiased=False), rtol=0, atol=1e-12)
+
+
+def test_one_shot_iterators_are_refused_and_failures_change_nothing():
+    model = _model("bnlab")
+    model(_batches()[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        recalibrate(model, (b for b in _batches()))
+
+    class BreaksLater:  # breaks only once layer 1 has been set
+        passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            yield from _batches()
+            if self.passes >= 3:  # first batch, layer 1: fine; layer 2: not
+                yield "not a batch"
+
+    with pytest.raises(TypeError, match="expected batches that are tensors"):
+        recalibrate(model, BreaksLater())
+    unused = nn.Sequential(model, bnn.BatchNorm1d(9))  # an extra BN that forward never calls
+    unused.forward = lambda x: model(x)  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="does not use 1"):
+        recalibrate(unused, _batches())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed by a failed recalibration"

@@ -195,10 +195,18 @@ def test_old_state_dict_without_num_batches_tracked_loads():
     sd = theirs.state_dict()
     del sd["num_batches_tracked"]
     sd._metadata[""]["version"] = 1  # written before num_batches_tracked existed
-    ours = bnn.BatchNorm1d(3)
-    ours.num_batches_tracked.fill_(5)
-    ours.load_state_dict(sd)
-    assert ours.num_batches_tracked.item() == 0
+    for fresh in (True, False):
+        ours, again = bnn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+        if not fresh:  # a module that has counted batches keeps its count, as torch's does
+            ours.num_batches_tracked.fill_(5)
+            again.num_batches_tracked.fill_(5)
+        ours.load_state_dict(copy.deepcopy(sd))
+        again.load_state_dict(copy.deepcopy(sd))
+        assert (
+            ours.num_batches_tracked.item()
+            == again.num_batches_tracked.item()
+            == (0 if fresh else 5)
+        )
 
 
 def test_momentum_none_is_cumulative_average():

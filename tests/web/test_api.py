@@ -142,6 +142,8 @@ BAD = [
     ("gamma length", {"gamma": [1, 2, 3]}, "gamma", "expected 2 values"),
     ("beta length", {"beta": [1]}, "beta", "expected 2 values"),
     ("gamma nan", {"gamma": [1, float("nan")]}, "gamma", "finite"),
+    ("gamma beyond float32", {"gamma": [1e39, 1]}, "gamma", "float32"),
+    ("values beyond float32", {"shape": [2, 2], "values": [1e300, 0, 1, 1]}, "values", "float32"),
     ("running_mean length", {"mode": "eval", "running_mean": [0]}, "running_mean", "expected 2"),
     ("running_var negative", {"mode": "eval", "running_var": [1, -1]}, "running_var", "≥ 0"),
     ("eps zero", {"eps": 0}, "eps", "greater than 0"),
@@ -182,6 +184,8 @@ def test_malformed_json_and_oversized_body(client):
 
 def test_step_bad_input(client):
     r = client.post("/api/step", json={"running_mean": [0], "running_var": [1, 1]})
+    assert r.status_code == 422 and r.json()["field"] == "running_mean"
+    r = client.post("/api/step", json={"running_mean": [1e39, 0], "running_var": [1, 1]})
     assert r.status_code == 422 and r.json()["field"] == "running_mean"
 
 

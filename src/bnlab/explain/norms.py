@@ -55,18 +55,19 @@ def explain_norm(
     axes = normalization_axes(norm, view.dim())
     s = reduce(view, axes)  # move 1 over this normalization's axes
     keep = [1 if i in axes else d for i, d in enumerate(view.shape)]
-    xc = view - s.mean.reshape(keep)  # x − μ
+    acc = s.mean.dtype  # float32 for 16-bit input
+    xc = view.to(acc) - s.mean.reshape(keep)  # x − μ
     xhat = xc / torch.sqrt(s.var.reshape(keep) + eps)  # x̂
     xc, xhat = xc.reshape(x.shape), xhat.reshape(x.shape)
     chan = (1, -1) + (1,) * (x.dim() - 2)
-    w = None if weight is None else torch.as_tensor(weight, dtype=x.dtype).flatten()
-    b = None if bias is None else torch.as_tensor(bias, dtype=x.dtype).flatten()
+    w = None if weight is None else torch.as_tensor(weight, dtype=acc).flatten()
+    b = None if bias is None else torch.as_tensor(bias, dtype=acc).flatten()
     for name, t in (("weight (γ)", w), ("bias (β)", b)):
         if t is not None and t.numel() != c:
             raise BNValueError(
                 f"expected {name} with {c} values, one per channel (got {t.numel()})"
             )
-    y = xhat
+    y = xhat  # computed in the accumulate dtype, returned in the input's, like batch norm
     if w is not None:
         y = y * w.reshape(chan)
     if b is not None:
@@ -77,6 +78,7 @@ def explain_norm(
         "instance": tuple(range(2, x.dim())),
         "group": tuple(range(1, x.dim())),
     }[norm]
+    xc, xhat, y = (t.to(x.dtype) for t in (xc, xhat, y))  # returned in the input's dtype
     steps = []
     for name, value in (
         ("input", x),

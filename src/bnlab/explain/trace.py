@@ -306,7 +306,8 @@ def explain(
         recorded[step] = value.detach().clone()
 
     out = _batch_norm(x, rm, rv, w, b, training, momentum, eps, "auto", recorder)
-    if not torch.equal(recorded["output"], out):  # the record is the computation, not a copy of it
+    # the record is the computation, not a copy of it (NaN from a NaN input counts as equal)
+    if not torch.allclose(recorded["output"], out, rtol=0, atol=0, equal_nan=True):
         raise AssertionError("explain: recorded output differs from the function's output")
 
     axes = (0, *range(2, x.dim()))

@@ -62,25 +62,67 @@ def _set(module: nn.Module, stats: Stats) -> None:
             module.running_var.copy_(stats.var)  # type: ignore[union-attr]
 
 
+def _buffers(module: nn.Module) -> tuple[Tensor, Tensor]:
+    if isinstance(module, D2LBatchNorm):
+        return module.moving_mean, module.moving_var
+    return module.running_mean, module.running_var  # type: ignore[return-value]
+
+
+def _execution_order(
+    model: nn.Module, layers: list[tuple[str, nn.Module]], first: Any
+) -> list[tuple[str, nn.Module]]:
+    """``layers`` sorted by when one forward pass first calls them (registration order may lie)."""
+    seen: dict[int, int] = {}
+
+    def note(m: nn.Module, _args: Any) -> None:  # returns None: the input passes unchanged
+        seen.setdefault(id(m), len(seen))
+
+    handles = [m.register_forward_pre_hook(note) for _, m in layers]
+    try:
+        model(_input_of(first))
+    finally:
+        for h in handles:
+            h.remove()
+    unused = [name or "the model" for name, m in layers if id(m) not in seen]
+    if unused:
+        raise BNValueError(
+            f"recalibrate: the forward pass does not use {', '.join(unused)}; no statistics "
+            "of its input can be measured"
+        )
+    return sorted(layers, key=lambda nm: seen[id(nm[1])])
+
+
 def recalibrate(
     model: nn.Module, data: Iterable[Any], batches: int | None = None
 ) -> dict[str, Stats]:
     """Set every BN layer's running statistics to the exact statistics of its input over ``data``.
 
     ``data`` is an iterable of input tensors or ``(input, target)`` pairs, iterated once per BN
-    layer (so a list or a re-iterable loader, not a one-shot generator); ``batches`` limits how
-    many batches are used.  The model's training flag is restored afterwards.  Returns the
-    statistics set, by module name.
+    layer, so it must be re-iterable (a list, a tensor's ``split``, a DataLoader) — a one-shot
+    generator is refused; ``batches`` limits how many batches are used.  Layers are measured in
+    the order the forward pass calls them.  On any error every running statistic is restored, and
+    the model's training flag is restored in every case.  Returns the statistics set, by name.
     """
     if batches is not None and batches < 1:
         raise BNValueError(f"recalibrate: expected batches ≥ 1 or None (got {batches})")
+    if iter(data) is data:  # type: ignore[comparison-overlap]
+        raise BNTypeError(
+            "recalibrate: data is a one-shot iterator, but it is read once per BN layer; "
+            "pass a list (e.g. list(loader)) or a re-iterable loader"
+        )
     layers = bn_modules(model)
+    if not layers:
+        return {}
+    first = next(iter(data), None)
+    if first is None:
+        raise BNValueError("recalibrate: the data yielded no batch")
+    saved = [tuple(t.clone() for t in _buffers(m)) for _, m in layers]
     was_training = model.training
     result: dict[str, Stats] = {}
     model.eval()
     try:
         with torch.no_grad():
-            for name, module in layers:
+            for name, module in _execution_order(model, layers, first):
                 acc: list[Stats | None] = [None]
 
                 def hook(
@@ -100,13 +142,15 @@ def recalibrate(
                             model(_input_of(batch))
                 finally:
                     handle.remove()
-                if acc[0] is None:
-                    raise BNValueError(
-                        f"recalibrate: no batch reached {name or 'the model'} "
-                        "(empty data, or a layer the forward pass does not use)"
-                    )
+                assert acc[0] is not None  # the order pass showed the layer is reached
                 _set(module, acc[0])
                 result[name] = acc[0]
+    except BaseException:
+        with torch.no_grad():  # a failure changes nothing: every layer as it was
+            for (_, m), old in zip(layers, saved, strict=True):
+                for buf, value in zip(_buffers(m), old, strict=True):
+                    buf.copy_(value)
+        raise
     finally:
         model.train(was_training)
     return result

@@ -127,11 +127,14 @@ class _BatchNorm(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        # state dicts written before version 2 have no num_batches_tracked: it starts at 0.
+        # state dicts written before version 2 have no num_batches_tracked
         version = local_metadata.get("version")
         key = prefix + "num_batches_tracked"
         if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
-            state_dict[key] = torch.tensor(0, dtype=torch.long)
+            # as torch does: keep the module's own count (0 for a fresh module)
+            current = self.num_batches_tracked
+            keep = current is not None and current.device != torch.device("meta")
+            state_dict[key] = current if keep else torch.tensor(0, dtype=torch.long)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

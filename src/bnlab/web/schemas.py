@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_ELEMENTS = 4096
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # tensors are float32: larger values would become inf
+
+
 def _finite(name: str, values: list[float] | None) -> None:
-    if values is not None and not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name}: every value must be a finite number")
+    if values is not None and not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):
+        raise ValueError(f"{name}: every value must be a finite float32 number (|v| ≤ 3.4e38)")
 
 
 class TensorSpec(BaseModel):
