@@ -67,6 +67,11 @@ class Section:
     data: dict[str, Any] = field(default_factory=dict)
     show_traces: bool = True  # False where another section already tabulates the same tensor
 
+    @property
+    def matches_source(self) -> bool:
+        """What this section prints now equals what the source printed (labels aside)."""
+        return [p.split(":\n")[-1] for p in self.printed] == self.source_printed
+
 
 def _diff(a: Tensor, b: Tensor) -> float:
     return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0

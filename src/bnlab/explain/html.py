@@ -71,7 +71,7 @@ def trace_fragment(trace: Trace) -> str:
         "<table class='bn'><tr><th>c</th><th>m</th><th>μ</th><th>σ²</th>"
         f"<th>γ</th><th>β</th></tr>{rows}</table>"
     )
-    keep = [c_count if i == 1 else 1 for i in range(x.dim())]
+    keep = trace.keepdim_shape
     steps = "".join(
         f"<tr><td>{i}</td><td class='l'>{esc(s.title)}</td><td class='l'>{esc(s.formula)}</td>"
         f"<td class='l'><code>torch.Size({esc(keep if s.reduced_axes else list(s.shape))})"
@@ -86,10 +86,6 @@ def trace_fragment(trace: Trace) -> str:
     if x.numel() <= 256:
         xc, xh, y = trace["x_minus_mean"].value, trace["xhat"].value, trace.output
         body = []
-        spatial = [()]
-        for size in x.shape[2:]:
-            spatial = [(*p, i) for p in spatial for i in range(size)]
-        where = [(n, *p) for n in range(x.shape[0]) for p in spatial]
         for c in range(c_count):
             for i, (a, b, d, e) in enumerate(
                 zip(
@@ -100,7 +96,7 @@ def trace_fragment(trace: Trace) -> str:
                     strict=True,
                 )
             ):
-                idx = ", ".join(str(v) for v in (where[i][0], c, *where[i][1:]))
+                idx = ", ".join(str(v) for v in trace.channel_index(c, i))
                 body.append(
                     f"<tr><td>{c}</td><td>({idx})</td><td>{_n(a)}</td><td>{_n(b)}</td>"
                     f"<td>{_n(d)}</td><td>{_n(e)}</td></tr>"
@@ -136,7 +132,7 @@ def section_html(section: Section, images: Mapping[str, bytes]) -> str:
             out.append(f"<p>{label}:</p>")
         out.append(f"<pre class='printed'>{esc(chr(10).join(section.printed))}</pre>")
         if section.source_printed:
-            same = [a.split(":\n")[-1] for a in section.printed] == section.source_printed
+            same = section.matches_source
             out.append(
                 "<p class='same'>identical to what the source printed</p>"
                 if same

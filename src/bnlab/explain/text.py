@@ -36,11 +36,6 @@ def _size(shape: Iterable[int]) -> str:
     return f"torch.Size({list(shape)})"
 
 
-def _keepdim(trace: Trace) -> list[int]:
-    """[1, C, 1, 1]: a per-channel statistic kept broadcastable against the input."""
-    return [trace.channels if i == 1 else 1 for i in range(trace.input.dim())]
-
-
 def trace_renderables(trace: Trace) -> list:
     """The trace as a list of rich renderables, one per step."""
     x = trace.input
@@ -67,7 +62,7 @@ def trace_renderables(trace: Trace) -> list:
         steps.add_column(col)
     for i, step in enumerate(trace.steps, 1):
         keep = step.reduced_axes and step.value.dim() == 1
-        shape = _size(_keepdim(trace)) if keep else _size(step.shape)
+        shape = _size(trace.keepdim_shape) if keep else _size(step.shape)
         steps.add_row(
             str(i),
             step.title,
@@ -82,11 +77,9 @@ def trace_renderables(trace: Trace) -> list:
     xc, xh, y = trace["x_minus_mean"].value, trace["xhat"].value, trace.output
     for c in range(trace.channels):
         xs = x[:, c].reshape(-1)
-        idx = [(n, *rest) for n in range(x.shape[0]) for rest in _positions(x.shape[2:])]
         rows = len(xs)
         for i in range(min(rows, MAX_ROWS)):
-            n, *rest = idx[i]
-            where = "(" + ", ".join(str(v) for v in (n, c, *rest)) + ")"
+            where = "(" + ", ".join(str(v) for v in trace.channel_index(c, i)) + ")"
             elems.add_row(
                 str(c),
                 where,
@@ -112,13 +105,6 @@ def trace_renderables(trace: Trace) -> list:
     return out
 
 
-def _positions(spatial: tuple[int, ...]) -> list[tuple[int, ...]]:
-    result: list[tuple[int, ...]] = [()]
-    for size in spatial:
-        result = [(*p, i) for p in result for i in range(size)]
-    return result
-
-
 def render_trace(trace: Trace, console: Console) -> None:
     for r in trace_renderables(trace):
         console.print(r)
@@ -136,7 +122,7 @@ def render_section(section: Section, console: Console, show_traces: bool = True)
         for line in section.printed:
             console.print(Text("\n".join("    " + s for s in line.splitlines())))
         if section.source_printed:
-            same = [a.split(":\n")[-1] for a in section.printed] == section.source_printed
+            same = section.matches_source
             console.print(
                 "[green]identical to what the source printed[/]"
                 if same

@@ -143,6 +143,19 @@ class Trace:
         c, dt = self.channels, self.output.dtype
         return torch.zeros(c, dtype=dt) if self.bias is None else self.bias.to(dt)
 
+    @property
+    def keepdim_shape(self) -> list[int]:
+        """[1, C, 1, 1]: a per-channel statistic kept broadcastable against the input."""
+        return [self.channels if i == 1 else 1 for i in range(self.input.dim())]
+
+    def channel_index(self, c: int, i: int) -> tuple[int, ...]:
+        """The (n, c, h, w, …) index of the i-th element of ``value[:, c].reshape(-1)``."""
+        rest = []
+        for size in reversed(self.input.shape[2:]):
+            i, r = divmod(i, size)
+            rest.append(r)
+        return (i, c, *reversed(rest))
+
     def __repr__(self) -> str:
         mode = "training" if self.training else "eval"
         lines = [f"Trace({mode}, eps={self.eps}, input torch.Size({list(self.input.shape)}))"]
