@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # System packages, from Debian's apt where apt exists: a CJK font for the figures' Chinese
-# titles, and the real Fashion-MNIST for the experiments.
+# (fonts-wqy-microhei, fontconfig), and the real Fashion-MNIST for the experiments
+# (dataset-fashion-mnist, 30 MB).  `make tour SYSTEM=0` / `make test SYSTEM=0` skip this step.
+SYSTEM ?= 1
 APT_PACKAGES := fonts-wqy-microhei fontconfig dataset-fashion-mnist
 # The explorer's browser tests drive Debian's Chromium (no browser download needed).
 APT_TEST_PACKAGES := $(APT_PACKAGES) chromium
@@ -30,13 +32,16 @@ system-test:
 	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_TEST_PACKAGES)"
 
 apt:
-	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
-		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		echo "installing$$missing"; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null \
-		&& rm -rf $$HOME/.cache/matplotlib; \
-	fi
+	@if [ "$(SYSTEM)" = 0 ]; then echo "SYSTEM=0: not installing $(PACKAGES)"; exit 0; fi; \
+	missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "no apt-get here: install$$missing yourself, or run with SYSTEM=0"; exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	echo "installing with apt-get:$$missing"; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y $$missing \
+	&& rm -rf $$HOME/.cache/matplotlib
 
 tour: $(STAMP) system
 	$(BIN)/bnlab tour --out $(TOUR_DIR)

@@ -242,3 +242,18 @@ def test_axes_checks_cover_four_norms(sections: dict[str, Section]) -> None:
     for c in checks:
         assert c.ok, c.line()
         assert c.tolerance <= 1e-10
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_axes_section_line_and_figure_agree(groups):
+    """The printed line and the figure's caption describe the same groups of the same tensor."""
+    from bnlab.explain.examples import axes
+    from tests.explain.test_figures import texts
+
+    sec = axes(groups)
+    line = next(p for p in sec.printed if "group norm" in p)
+    per = 4 // groups
+    words = f"one group of {per} channel{'' if per == 1 else 's'}"
+    assert words in line and f"G = {groups} group{'' if groups == 1 else 's'}" in line
+    figure = "\n".join(texts(sec.figures[0].factory()))
+    assert words in figure and f"C = 4 in G = {groups}" in figure

@@ -267,3 +267,16 @@ def test_without_cjk_font_no_chinese_is_drawn(trace, monkeypatch):
     for name, fig in all_figures(trace).items():
         cjk = [s for s in texts(fig) if any("\u2e80" <= ch <= "\u9fff" for ch in s)]
         assert not cjk, (name, cjk)
+
+
+@pytest.mark.parametrize(("channels", "groups"), [(4, 2), (6, 3), (4, 1), (8, 8), (6, 2), (1, 1)])
+def test_axes_group_caption_counts_the_drawn_channels(channels, groups):
+    t = "\n".join(texts(F.axes_figure(groups, channels=channels)))
+    per = channels // groups
+    assert f"one group of {per} channel{'' if per == 1 else 's'}\n" in t
+    assert f"(C = {channels} in G = {groups} group{'' if groups == 1 else 's'})" in t
+
+
+def test_axes_figure_refuses_channels_groups_cannot_split():
+    with pytest.raises(BNValueError, match="multiple of groups = 4"):
+        F.axes_figure(4, channels=6)

@@ -4,30 +4,59 @@ Data lives in memory as tensors and batches are index slices (no per-sample Pyth
 epoch's order comes from a generator seeded by (seed, epoch), and the checkpoint holds the
 model, the optimizer and the global RNG state, so a resumed run ends with the same weights and
 metrics as one that never stopped.
+
+A run that fails leaves its folder as the last checkpoint left it, and Ctrl-C becomes
+:class:`TrainingInterrupted` (see :mod:`.runfolder`); the pre-activation percentiles come from
+:mod:`.percentiles`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 from torch import Tensor, nn
 
-from ..errors import BNValueError
 from ..inspect import bn_modules, recalibrate
+from .percentiles import QUANTILES, SAMPLE, pre_activations, quantiles
 from .recipes import Recipe
+from .runfolder import (
+    RUN_FILES,
+    Folder,
+    Position,
+    TrainingInterrupted,
+    read_jsonl,
+    saved_epoch,
+    starting_state,
+    truncate_jsonl,
+    write_atomic,
+)
+
+__all__ = [
+    "QUANTILES",
+    "RUN_FILES",
+    "SAMPLE",
+    "RunResult",
+    "TrainingInterrupted",
+    "accuracy",
+    "epoch_seed",
+    "load_data",
+    "precise_accuracy",
+    "summary_table",
+    "train",
+]
 
 Data = tuple[Tensor, Tensor, Tensor, Tensor]  # train images, train labels, test images, labels
-QUANTILES = (0.15, 0.5, 0.85)
 
 
 def load_data() -> Data:
@@ -46,29 +75,9 @@ class RunResult:
     model: nn.Module
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)  # atomic on POSIX: a crash leaves the old file or the new one
-
-
-def _pre_activations(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The nonlinearities: their inputs are what the BN paper's Figure 1(b, c) tracks."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Sigmoid, nn.ReLU))]
-
-
-def _quantiles(x: Tensor) -> dict[str, list[float]]:
-    """15th/50th/85th percentile per channel of a (N, C, ...) tensor: O(channels) to keep."""
-    per_channel = x.detach().transpose(0, 1).reshape(x.shape[1], -1).float()  # (C, N·H·W)
-    if per_channel.shape[1] > 16384:  # a fixed, evenly spaced subsample keeps quantile cheap
-        idx = torch.linspace(0, per_channel.shape[1] - 1, 16384).long()
-        per_channel = per_channel[:, idx]
-    q = torch.quantile(per_channel, torch.tensor(QUANTILES), dim=1)  # (3, C)
-    # 4 decimals: far finer than a percentile of one batch is precise, and files stay small
-    return {
-        k: [round(v, 4) for v in row.tolist()]
-        for k, row in zip(("q15", "q50", "q85"), q, strict=True)
-    }
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data order's seed for one epoch, kept within the 64 bits a torch seed may have."""
+    return (seed * 100_003 + epoch) % (1 << 64)
 
 
 @torch.no_grad()
@@ -77,9 +86,11 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> 
     was = model.training
     model.eval()
     correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-    model.train(was)
+    try:
+        for i in range(0, len(x), batch_size):
+            correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    finally:
+        model.train(was)
     return correct / max(len(x), 1)
 
 
@@ -95,15 +106,20 @@ def precise_accuracy(model: nn.Module, data: Data, batch_size: int = 1000) -> fl
     return accuracy(twin, data[2], data[3], batch_size)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+class _Progress(Progress):
+    """The epochs' bars, and under them a line saying what the run does between batches."""
 
+    status = ""
 
-def _truncate_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
-    rows = [r for r in _read_jsonl(path) if keep(r)]
-    _write_atomic(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(f"  {self.status}", style="italic", no_wrap=True, overflow="ellipsis")
+
+    def say(self, status: str) -> None:
+        """Show ``status`` now (the testing and precise-BN passes take seconds); "" hides it."""
+        self.status = status
+        self.refresh()
 
 
 def train(
@@ -117,57 +133,88 @@ def train(
 ) -> RunResult:
     """Train ``recipe`` into ``out`` (config.json, metrics.jsonl, activations.jsonl, checkpoint).
 
-    ``stop_after`` ends the run after that many epochs, as an interruption would (for tests).
+    ``resume`` continues from ``out``'s checkpoint, with the same settings (a folder without
+    one starts from the beginning).  On any failure ``out`` is left as its last checkpoint left
+    it, and a run that saved no epoch removes the files and folders it had created; Ctrl-C
+    raises :class:`TrainingInterrupted`, which says where it stopped.  ``stop_after`` ends the
+    run after that many epochs, as an interruption would (for tests).
     """
     out = Path(out)
+    try:
+        state = starting_state(recipe, out, resume, console)
+    except KeyboardInterrupt as e:  # while the checkpoint was read: nothing is changed yet
+        done = saved_epoch(out / "checkpoint.pt", 0)
+        raise TrainingInterrupted(out, done + 1, 0, 0, done, "reading the checkpoint") from e
+    done = 0 if state is None else int(state["epoch"])
+    pos = Position(epoch=done + 1, epochs_done=done)
+    folder = Folder(out)
+    try:
+        return _run(recipe, out, state, data, console, stop_after, pos, folder)
+    except BaseException as e:
+        if pos.phase == "saving checkpoint":  # Ctrl-C may have come just after the replace
+            pos.epochs_done = saved_epoch(out / "checkpoint.pt", pos.epochs_done)
+        with contextlib.suppress(Exception):  # the failure itself is what the caller must see
+            folder.tidy(pos.epochs_done)
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
+            raise TrainingInterrupted(
+                out, pos.epoch, pos.batch, pos.batches, pos.epochs_done, pos.phase
+            ) from e
+        raise
+
+
+def _run(
+    recipe: Recipe,
+    out: Path,
+    state: dict[str, Any] | None,
+    data: Data | None,
+    console: Console | None,
+    stop_after: int | None,
+    pos: Position,
+    folder: Folder,
+) -> RunResult:
+    """The body of :func:`train`, recording in ``pos`` where it is."""
     ckpt_path = out / "checkpoint.pt"
-    if out.exists() and (out / "metrics.jsonl").exists() and not resume:
-        raise BNValueError(
-            f"{out} already holds a run; pass --resume to continue it, or another --out"
-        )
-    if resume and not ckpt_path.exists():
-        raise BNValueError(f"--resume: no checkpoint in {out}")
-    out.mkdir(parents=True, exist_ok=True)
     data = load_data() if data is None else data
     xtr, ytr, xte, yte = data
+    pos.phase = "setting up"
 
     torch.manual_seed(recipe.seed)
     model = recipe.build_model()
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr)
     loss_fn = nn.CrossEntropyLoss()
     start_epoch, step = 0, 0
-    if resume:
-        state = torch.load(ckpt_path, weights_only=False)
-        if state["config"] != asdict(recipe):
-            raise BNValueError(f"--resume: {out} was trained with another configuration")
+    out.mkdir(parents=True, exist_ok=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start_epoch, step = state["epoch"], state["step"]
         # drop what an interrupted epoch may have written after the checkpoint
-        _truncate_jsonl(out / "metrics.jsonl", lambda r: r["epoch"] <= start_epoch)
-        _truncate_jsonl(out / "activations.jsonl", lambda r: r["epoch"] <= start_epoch)
+        truncate_jsonl(out / "metrics.jsonl", lambda r: r["epoch"] <= start_epoch)
+        truncate_jsonl(out / "activations.jsonl", lambda r: r["epoch"] <= start_epoch)
     else:
         for name in ("metrics.jsonl", "activations.jsonl"):
-            (out / name).unlink(missing_ok=True)
+            if (out / name).exists():
+                folder.discard(name)
     config = {
         **asdict(recipe),
         "train_size": len(xtr),
         "test_size": len(xte),
         "torch": torch.__version__,
     }
-    _write_atomic(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=1) + "\n"))
+    write_atomic(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=1) + "\n"))
 
-    watched = _pre_activations(model)
     latest: dict[str, Tensor] = {}
-    hooks = [
-        m.register_forward_pre_hook(lambda _m, args, name=name: latest.__setitem__(name, args[0]))
-        for name, m in watched
-    ]
+
+    def record(module: nn.Module, args: tuple[Any, ...], name: str) -> None:
+        if module.training:  # training steps only, not testing or precise BN (on a copy)
+            latest[name] = args[0]
+
+    watched = pre_activations(model)
     n_batches = (len(xtr) + recipe.batch_size - 1) // recipe.batch_size
     if recipe.limit is not None:
         n_batches = min(n_batches, recipe.limit)
-    progress = Progress(
+    progress = _Progress(
         TextColumn("[bold]{task.fields[run]}[/] epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -178,15 +225,20 @@ def train(
         disable=console is None,
         transient=False,
     )
-    metrics = _read_jsonl(out / "metrics.jsonl")
+    metrics = read_jsonl(out / "metrics.jsonl")
     last_epoch = (
         recipe.epochs if stop_after is None else min(recipe.epochs, start_epoch + stop_after)
     )
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args, name=name: record(m, args, name))
+        for name, m in watched
+    ]
     try:
         with progress:
             for epoch in range(start_epoch + 1, last_epoch + 1):
+                pos.epoch, pos.phase, pos.batches = epoch, "training", n_batches
                 t0 = time.perf_counter()
-                g = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+                g = torch.Generator().manual_seed(epoch_seed(recipe.seed, epoch))
                 order = torch.randperm(len(xtr), generator=g)
                 task = progress.add_task(
                     "", total=n_batches, run=recipe.name, epoch=epoch, loss=0.0, acc=0.0, rate=0.0
@@ -195,6 +247,7 @@ def train(
                 model.train()
                 with open(out / "activations.jsonl", "a") as act_file:
                     for b in range(n_batches):
+                        pos.batch = b + 1
                         idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
                         x, y = xtr[idx], ytr[idx]
                         opt.zero_grad(set_to_none=True)
@@ -207,7 +260,7 @@ def train(
                         correct += int((logits.argmax(1) == y).sum())
                         seen += len(y)
                         if step % recipe.record_every == 0 or step == 1:
-                            layers = {n: _quantiles(t) for n, t in latest.items()}
+                            layers = {n: quantiles(t) for n, t in latest.items()}
                             act_file.write(
                                 json.dumps({"epoch": epoch, "step": step, "layers": layers}) + "\n"
                             )
@@ -216,12 +269,14 @@ def train(
                         progress.update(
                             task, advance=1, loss=loss_sum / seen, acc=correct / seen, rate=rate
                         )
+                pos.phase, pos.batch, pos.batches = "testing", 0, 0
+                progress.say(f"testing on {len(xte):,} images")
                 test_acc = accuracy(model, xte, yte)
-                precise = (
-                    precise_accuracy(model, data)
-                    if epoch > recipe.epochs - recipe.precise_last
-                    else None
-                )
+                precise = None
+                if epoch > recipe.epochs - recipe.precise_last and bn_modules(model):
+                    pos.phase = "precise BN"
+                    progress.say(f"precise BN: population statistics over {len(xtr):,} images")
+                    precise = precise_accuracy(model, data)
                 row = {
                     "epoch": epoch,
                     "step": step,
@@ -231,7 +286,8 @@ def train(
                     "test_acc_precise": precise,
                     "seconds": time.perf_counter() - t0,
                 }
-                metrics.append(row)
+                pos.phase = "saving checkpoint"
+                progress.say("saving checkpoint")
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
                 state = {
@@ -242,7 +298,10 @@ def train(
                     "step": step,
                     "config": asdict(recipe),
                 }
-                _write_atomic(ckpt_path, lambda p, state=state: torch.save(state, p))
+                write_atomic(ckpt_path, lambda p, state=state: torch.save(state, p))
+                pos.epochs_done = epoch
+                metrics.append(row)
+                progress.say("")
     finally:
         for h in hooks:
             h.remove()

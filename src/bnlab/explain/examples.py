@@ -41,6 +41,25 @@ class Check:
         verdict = "matches" if self.ok else "DIFFERS from"
         return f"{self.what} {verdict} {self.against}: max |Δ| = {self.max_abs_diff:.1e}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "against": self.against,
+            "max_abs_diff": self.max_abs_diff,
+            "ok": self.ok,
+        }
+
+
+def checks_summary(checks: list[Check], what: str = "torch") -> str:
+    """One line for a figure's foot: do all checks pass, against what, and the largest |Δ|."""
+    if not checks:
+        return ""
+    worst = max(c.max_abs_diff for c in checks)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        return f"✗ {len(bad)} of {len(checks)} steps DIFFER from {what} (max |Δ| = {worst:.1e})"
+    return f"✓ all {len(checks)} steps match {what}: max |Δ| = {worst:.1e}"
+
 
 @dataclass
 class FigureSpec:
@@ -57,7 +76,8 @@ class Section:
     title: str
     title_zh: str
     intro: str
-    code: str = ""
+    code: str = ""  # runs exactly as shown (a test executes it): Python, or shell lines
+    code_lang: str = "python"  # "python" or "shell"
     printed: list[str] = field(default_factory=list)
     source_printed: list[str] = field(default_factory=list)
     traces: dict[str, Trace] = field(default_factory=dict)
@@ -73,6 +93,10 @@ class Section:
         return [p.split(":\n")[-1] for p in self.printed] == self.source_printed
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _diff(a: Tensor, b: Tensor) -> float:
     return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
 
@@ -82,29 +106,36 @@ def _size(t: Tensor | torch.Size | tuple[int, ...]) -> str:
     return str(torch.Size(list(shape)))
 
 
-def _torch_bn(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
-    """torch.nn.BatchNorm1d/2d in training mode, the oracle for a trace's output."""
-    bn = (torch.nn.BatchNorm1d if x.dim() in (2, 3) else torch.nn.BatchNorm2d)(
-        x.shape[1], dtype=x.dtype
-    )
+def torch_module_name(x: Tensor) -> str:
+    """The torch module that normalizes an input of this rank: BatchNorm1d, 2d or 3d."""
+    return {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[x.dim()]
+
+
+def _torch_bn(
+    x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, momentum: float = 0.1
+) -> tuple[Tensor, torch.nn.Module]:
+    """torch.nn.BatchNorm1d/2d/3d after one training step: the oracle for a trace."""
+    bn = getattr(torch.nn, torch_module_name(x))(x.shape[1], momentum=momentum, dtype=x.dtype)
     with torch.no_grad():
         if weight is not None:
             bn.weight.copy_(weight)
         if bias is not None:
             bn.bias.copy_(bias)
-        return bn(x)
+        return bn(x), bn
 
 
 def trace_checks(trace: Trace, label: str) -> list[Check]:
-    """Each computed step of a training trace against torch (per-channel μ, σ², and y)."""
+    """Each computed step of a training trace against torch: μ, σ², x̂, y, running statistics.
+
+    The running statistics are checked when the trace started from a fresh module's buffers
+    (zeros and ones), as ``explain`` does by default.
+    """
     x = trace.input
     axes = (0, *range(2, x.dim()))
-    mod = "torch.nn.BatchNorm1d" if x.dim() in (2, 3) else "torch.nn.BatchNorm2d"
-    y_ref = _torch_bn(x, trace.weight, trace.bias)
-    xhat_ref = (y_ref - trace.beta.reshape((1, -1) + (1,) * (x.dim() - 2))) / trace.gamma.reshape(
-        (1, -1) + (1,) * (x.dim() - 2)
-    )
-    return [
+    mod = f"torch.nn.{torch_module_name(x)}"
+    y_ref, bn = _torch_bn(x, trace.weight, trace.bias, trace.momentum)
+    xhat_ref, _ = _torch_bn(x)  # γ = 1, β = 0: torch's own x̂ (dividing y by γ fails at γ = 0)
+    checks = [
         Check(f"{label} μ_B", "torch.mean", _diff(trace["mean"].value, x.mean(dim=axes))),
         Check(
             f"{label} σ²_B",
@@ -114,6 +145,15 @@ def trace_checks(trace: Trace, label: str) -> list[Check]:
         Check(f"{label} x̂", f"{mod} (γ=1, β=0)", _diff(trace["xhat"].value, xhat_ref), 1e-4),
         Check(f"{label} y", mod, _diff(trace.output, y_ref)),
     ]
+    fresh = trace.meta.get("running_before") == {
+        "running_mean": [0.0] * trace.channels,
+        "running_var": [1.0] * trace.channels,
+    }
+    if fresh and "running_mean" in trace and "running_var" in trace:
+        for name in ("running_mean", "running_var"):
+            ours = trace[name].value
+            checks.append(Check(f"{label} {name}", f"{mod}.{name}", _diff(ours, getattr(bn, name))))
+    return checks
 
 
 # --- the examples ---------------------------------------------------------------------------
@@ -141,6 +181,7 @@ def seed_fc() -> Section:
         "and variance over the batch (dim 0): mean = X.mean(dim=0), "
         "var = ((X - mean) ** 2).mean(dim=0).",
         code=(
+            "import torch\n\n"
             "batch_size = 10\ntorch.manual_seed(0)\nX_fc = torch.rand(batch_size,256)\n"
             "print(X_fc.size())\nmean = X_fc.mean(dim=0)\nprint(mean.size())\n"
             "print((X_fc-mean).size())\nprint(((X_fc-mean)**2).size())\n"
@@ -188,6 +229,7 @@ def seed_conv() -> Section:
         "variance over the batch, height and width; keepdim=True keeps the shape (1, C, 1, 1) so "
         "the statistics broadcast back over X.",
         code=(
+            "import torch\n\nbatch_size, n_channel, p, q = 2, 2, 2, 2\n"
             "torch.manual_seed(0)\nX_cov = torch.rand(batch_size,n_channel,p,q)\n"
             'print(X_cov.size())\nif len(X_cov.shape) in (2, 4):\n    print("True")\n'
             "print(X_cov.mean(dim=0, keepdim=True).size())\n"
@@ -263,8 +305,8 @@ def mean_dims() -> Section:
         "dim=0 averages down each column (one value per feature, shape (1, columns)); dim=1 "
         "averages along each row (one value per sample, shape (rows, 1)); no dim averages every "
         "element.",
-        code="x = torch.arange(12.).reshape(4, 3)\nx.mean(dim=0, keepdim=True)\n"
-        "x.mean(dim=1, keepdim=True)\nx.mean()",
+        code="import torch\n\nx = torch.arange(12.).reshape(4, 3)\n"
+        "print(x.mean(dim=0, keepdim=True))\nprint(x.mean(dim=1, keepdim=True))\nprint(x.mean())",
         printed=[  # !s: format() of a 0-d tensor gives its bare item ("5.5"), not "tensor(5.5000)"
             f"x:\n{x!s}",
             f"x_mean0:\n{mean0!s}",
@@ -343,8 +385,10 @@ def seed_illustrated() -> Section:
         "channel, the mean and variance over batch, height and width (shape [1, 2, 1, 1]). "
         "Step 2: each channel has its own γ and β — the first channel (c = 0): γ = 2, β = 3; "
         "the second (c = 1): γ = 5, β = 8 — and the output is γ·x̂ + β, channel by channel.",
-        code="torch.manual_seed(0)\nX = torch.rand(2, 2, 2, 2)\n"
-        "bnlab.explain(X, weight=[2, 5], bias=[3, 8])",
+        code="import torch\nfrom bnlab.explain import explain\n\n"
+        "torch.manual_seed(0)\nX = torch.rand(2, 2, 2, 2)\n"
+        "trace = explain(X, weight=[2, 5], bias=[3, 8])  # every step, as computed\n"
+        "print(trace)",
         printed=[_size(X), "step 1: " + _size((1, 2, 1, 1))],
         traces={"illustrated": trace},
         figures=[
@@ -417,8 +461,17 @@ def predict(steps: int = 60) -> Section:
         "statistics normalize instead, so a prediction does not depend on which other examples "
         "share its batch. Here 2-channel batches from a population with means (3, −1) and standard "
         f"deviations (2, 0.5) are fed for {steps} steps.",
-        code="bn = bnlab.nn.BatchNorm2d(2)\nfor X in batches: bn(X)      # training\n"
-        "bn.eval(); bn(X_new)              # prediction",
+        code="import torch\nimport bnlab\n\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "mean, std = torch.tensor([3.0, -1.0]), torch.tensor([2.0, 0.5])\n\n"
+        "def batch(*size):  # a batch from the population, channel by channel\n"
+        "    return torch.randn(size, generator=g) * std.reshape(1, 2, 1, 1)"
+        " + mean.reshape(1, 2, 1, 1)\n\n"
+        "bn = bnlab.nn.BatchNorm2d(2)\n"
+        f"for _ in range({steps}):\n"
+        "    bn(batch(16, 2, 4, 4))  # training: batch statistics; running averages kept\n"
+        "print(bn.running_mean, bn.running_var)\n"
+        "bn.eval()\nprint(bn(batch(2, 2, 2, 2)))  # prediction: the running statistics",
         printed=[
             f"after {steps} steps: running_mean = {[round(v, 4) for v in rm.tolist()]}, "
             f"running_var = {[round(v, 4) for v in rv.tolist()]}",
@@ -505,7 +558,8 @@ def axes(groups: int = 2) -> Section:
         "batch": "one channel across every sample and position: axes (N, H, W)",
         "layer": "one sample across every channel and position: axes (C, H, W)",
         "instance": "one sample and one channel: axes (H, W)",
-        "group": f"one sample and one group of {x.shape[1] // groups} channels: axes (C/G, H, W)",
+        "group": f"one sample and one group of {_plural(x.shape[1] // groups, 'channel')} "
+        f"(C = {x.shape[1]} in G = {_plural(groups, 'group')}): axes (C/G, H, W)",
     }
     return Section(
         "axes",
@@ -519,7 +573,7 @@ def axes(groups: int = 2) -> Section:
             FigureSpec(
                 "axes",
                 "the shaded cells share one mean and variance",
-                lambda: _figures().axes_figure(groups),
+                lambda: _figures().axes_figure(groups, channels=x.shape[1]),
             )
         ],
         checks=[

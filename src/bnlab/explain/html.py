@@ -10,7 +10,7 @@ import base64
 import html
 from collections.abc import Iterable, Mapping
 
-from .examples import Section
+from .examples import Check, Section
 from .trace import Trace
 
 CSS = """
@@ -148,8 +148,7 @@ def section_html(section: Section, images: Mapping[str, bytes]) -> str:
                 f"<figure><img alt='{esc(fig.caption)}' src='{data_uri(images[fig.key])}'>"
                 f"<figcaption>{esc(fig.caption)}</figcaption></figure>"
             )
-    for check in section.checks:
-        out.append(f"<p class='check {'ok' if check.ok else 'bad'}'>{esc(check.line())}</p>")
+    out.extend(check_lines(section.checks))
     for note in section.notes:
         out.append(f"<p class='note'>{esc(note)}</p>")
     out.append("</section>")
@@ -175,8 +174,18 @@ def page(
     )
 
 
-def trace_page(trace: Trace, images: Mapping[str, bytes], captions: Mapping[str, str]) -> str:
-    """``bnlab explain --format html``: one trace, its tables and figures, self-contained."""
+def check_lines(checks: Iterable[Check]) -> list[str]:
+    """One paragraph per check against torch, marked ✓ or ✗ by the stylesheet."""
+    return [f"<p class='check {'ok' if c.ok else 'bad'}'>{esc(c.line())}</p>" for c in checks]
+
+
+def trace_page(
+    trace: Trace,
+    images: Mapping[str, bytes],
+    captions: Mapping[str, str],
+    checks: Iterable[Check] = (),
+) -> str:
+    """``bnlab explain --format html``: a trace, its checks, tables and figures, self-contained."""
     figs = "".join(
         f"<figure><img alt='{esc(captions[k])}' src='{data_uri(v)}'>"
         f"<figcaption>{esc(captions[k])}</figcaption></figure>"
@@ -185,6 +194,7 @@ def trace_page(trace: Trace, images: Mapping[str, bytes], captions: Mapping[str,
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         f"<title>bnlab explain</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
-        f"<h1>Batch normalization, step by step</h1>\n{trace_fragment(trace)}\n{figs}\n"
+        f"<h1>Batch normalization, step by step</h1>\n{trace_fragment(trace)}\n"
+        f"{''.join(check_lines(checks))}\n{figs}\n"
         "</body>\n</html>\n"
     )

@@ -14,7 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .examples import Section
+from .examples import Check, Section
 from .trace import Trace
 
 WIDTH = 100
@@ -115,7 +115,10 @@ def render_section(section: Section, console: Console, show_traces: bool = True)
     console.print(section.intro)
     if section.code:
         console.print(
-            Text("\n".join("    " + line for line in section.code.splitlines()), style="cyan")
+            Text(
+                "\n".join(("    " + line).rstrip() for line in section.code.splitlines()),
+                style="cyan",
+            )
         )
     if section.printed:
         console.print("prints (computed now):" if section.code else "")
@@ -133,9 +136,7 @@ def render_section(section: Section, console: Console, show_traces: bool = True)
             if trace.input.numel() <= 64:
                 console.print(Text(f"trace '{name}':", style="bold"))
                 render_trace(trace, console)
-    for check in section.checks:
-        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-        console.print(f"{mark} {check.line()}")
+    render_checks(section.checks, console)
     for note in section.notes:
         console.print(Text("• " + note))
     for fig in section.figures:
@@ -148,11 +149,19 @@ def render_sections(sections: Iterable[Section], console: Console) -> None:
         render_section(s, console)
 
 
-def trace_text(trace: Trace) -> str:
-    """The trace as plain text (what ``bnlab explain --format text`` prints)."""
+def render_checks(checks: Iterable[Check], console: Console) -> None:
+    """One line per check: ✓ or ✗, what was compared with what, and the max |Δ|."""
+    for check in checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        console.print(f"{mark} {check.line()}")
+
+
+def trace_text(trace: Trace, checks: Iterable[Check] = ()) -> str:
+    """The trace as plain text (what ``bnlab explain --format text`` prints), then its checks."""
     buf = io.StringIO()
     console = make_console(file=buf)
     render_trace(trace, console)
+    render_checks(checks, console)
     return buf.getvalue()
 
 

@@ -151,13 +151,28 @@ def mean_dims_figure(x: Tensor | None = None) -> Figure:
 # --- 8. which elements share one mean and variance ---------------------------------------------
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 @_styled
-def axes_figure(groups: int = 2) -> Figure:
-    """Batch / Layer / Instance / Group norm: the cells of ONE normalization set, shaded."""
+def axes_figure(groups: int = 2, channels: int | None = None) -> Figure:
+    """Batch / Layer / Instance / Group norm: the cells of ONE normalization set, shaded.
+
+    ``channels`` is C of the tensor being described (it must be a multiple of ``groups``); by
+    default a cube of about 6 channels is drawn.
+    """
     if not 1 <= groups <= 8:
         raise BNValueError(f"axes_figure: groups must be between 1 and 8 (got {groups})")
+    if channels is not None and not (1 <= channels <= 16 and channels % groups == 0):
+        raise BNValueError(
+            f"axes_figure: channels must be a multiple of groups = {groups} between 1 and 16 "
+            f"(got {channels})"
+        )
     n_, hw_ = 4, 5
-    c_ = 6 if 6 % groups == 0 else groups * max(1, round(6 / groups))
+    if channels is None:
+        channels = 6 if 6 % groups == 0 else groups * max(1, round(6 / groups))
+    c_ = channels
     per = c_ // groups
     dx, dy = 0.42, 0.34  # oblique depth step per channel
     cv = _Canvas(0.3)
@@ -225,7 +240,8 @@ def axes_figure(groups: int = 2) -> Figure:
         (
             "Group Norm",
             _bi(
-                f"one sample, one group of {per} channels\n(G = {groups} groups)",
+                f"one sample, one group of {_plural(per, 'channel')}\n"
+                f"(C = {c_} in G = {_plural(groups, 'group')})",
                 "按样本和通道组",
                 "  ",
             ),

@@ -312,8 +312,8 @@ def affine_figure(trace: Trace) -> Figure:
 
 
 @_styled
-def walkthrough_figure(trace: Trace) -> Figure:
-    """x → (μ, σ²) → x̂ → y in one compact row."""
+def walkthrough_figure(trace: Trace, footer: str = "") -> Figure:
+    """x → (μ, σ²) → x̂ → y in one compact row; ``footer`` (e.g. the check against torch) below."""
     x = _step_array(trace, "input")
     xh = _step_array(trace, "xhat")
     y = _step_array(trace, "output")
@@ -382,6 +382,9 @@ def walkthrough_figure(trace: Trace) -> Figure:
     bottom = min(g_x.bottom, mid - 1.15 - 0.2)
     for cx, s in captions:
         cv.text(cx, bottom - 0.3, s, ha="center", va="top", weight="bold")
+    if footer:
+        color = "#1a7f37" if footer.startswith("✓") else "#cf222e"
+        cv.text(g_x.left, bottom - 1.05, footer, ha="left", va="top", color=color, size=LABEL_SIZE)
     mode = "training mode: batch statistics" if trace.training else "eval mode: running statistics"
     title = _bi("Batch normalization, step by step", "批量归一化的每一步", "  ")
     _title(
