@@ -103,7 +103,8 @@ MISTAKES = [
         "resume with other settings",
         ["train", "lenet", "--out", "a-run", "--resume", "--lr", "0.5"],
         "--resume",
-        "was trained with epochs=1, lr=0.9, limit=1; this command asks for epochs=10, lr=0.5, limit=None",
+        "was trained with epochs=1, lr=0.9, limit=1; "
+        "this command asks for epochs=10, lr=0.5, limit=None",
     ),
     # serve
     ("port zero", ["serve", "--port", "0"], "--port", "1 to 65535"),

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
 
 from bnlab.explain import results
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "docs" / "results"
+RUN_FILES = ("config.json", "metrics.jsonl", "activations.jsonl")
 
 
 def _run(folder, name, losses, bn="bnlab"):
@@ -49,3 +60,59 @@ def test_no_results_says_how_to_make_them(tmp_path, monkeypatch):
     monkeypatch.setenv("BNLAB_RESULTS", str(tmp_path))
     sec = results.experiments_section()
     assert not sec.figures and "No committed runs" in sec.notes[0]
+
+
+def test_results_dir_finds_the_committed_runs_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert results.results_dir().resolve() == COMMITTED.resolve()
+
+
+def test_results_dir_without_a_checkout_uses_the_wheels_copy(tmp_path, monkeypatch):
+    """An installed wheel has no docs/ beside it: the runs it ships as bnlab/_results."""
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    monkeypatch.setattr(results, "SOURCE_TREE", tmp_path / "no-checkout" / "docs" / "results")
+    monkeypatch.setattr(results, "PACKAGED", tmp_path / "site" / "bnlab" / "_results")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "docs" / "results").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert results.results_dir() == elsewhere / "docs" / "results"  # the last resort
+    results.PACKAGED.mkdir(parents=True)
+    assert results.results_dir() == results.PACKAGED  # before ./docs/results
+    monkeypatch.setenv("BNLAB_RESULTS", str(tmp_path))
+    assert results.results_dir() == tmp_path  # the environment first
+
+
+def test_the_wheel_ships_the_committed_runs_where_results_dir_looks(tmp_path):
+    """Build the wheel (hatchling, as pip would), unpack it and ask its own results_dir()."""
+    wheel_builder = pytest.importorskip("hatchling.builders.wheel")
+    (wheel,) = wheel_builder.WheelBuilder(str(ROOT)).build(
+        directory=str(tmp_path / "dist"), versions=["standard"]
+    )
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "site")
+    shipped = {n for n in names if n.startswith("bnlab/_results/")}
+    want = {
+        f"bnlab/_results/{run.relative_to(COMMITTED).as_posix()}/{f}"
+        for run in (m.parent for m in COMMITTED.rglob("metrics.jsonl"))
+        for f in RUN_FILES
+        if (run / f).exists()
+    }
+    assert len(want) >= 3 * 7
+    assert shipped == want  # the runs' files, not the plots, READMEs or checkpoints
+    assert "bnlab/web/static/app.js" in names and "bnlab/__init__.py" in names
+    env = {k: v for k, v in os.environ.items() if k != "BNLAB_RESULTS"}
+    env["PYTHONPATH"] = str(tmp_path / "site")  # ahead of the editable checkout
+    code = "import bnlab.explain.results as r; print(r.__file__); print(r.results_dir())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split("\n")
+    assert Path(out[0]).is_relative_to(tmp_path / "site"), out
+    assert Path(out[1]) == tmp_path / "site" / "bnlab" / "_results", out

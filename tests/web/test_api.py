@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,6 +150,14 @@ BAD = [
     ("eps zero", {"eps": 0}, "eps", "greater than 0"),
     ("eps negative", {"eps": -1}, "eps", "greater than 0"),
     ("groups", {"norm": "group", "groups": 3}, "groups", "must divide"),
+    (
+        "groups of 1 channel",
+        {"shape": [2, 1], "norm": "group", "groups": 2},
+        "groups",
+        "1 channel ",
+    ),
+    ("gamma of 1 channel", {"shape": [4, 1], "gamma": [1, 2]}, "gamma", "expected 1 value,"),
+    ("values of 1 element", {"shape": [1, 1], "values": [1, 2]}, "values", "expected 1 value "),
     ("unknown norm", {"norm": "weight"}, "norm", "batch"),
     ("unknown field", {"colour": "red"}, "colour", "not permitted"),
     ("eval for layer norm", {"norm": "layer", "mode": "eval"}, "mode", "batch norm only"),
@@ -197,3 +206,19 @@ def test_page_runs_and_static_assets(client):
     runs = client.get("/api/runs").json()["runs"]
     assert [r["name"] for r in runs] == ["demo"]
     assert runs[0]["bands"]["2"]["q50"] == [0.0] and len(runs[0]["metrics"]) == 2
+
+
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+def test_the_committed_runs_are_served_wherever_the_app_starts(tmp_path, monkeypatch):
+    """create_app() without a runs folder serves docs/results, even started from elsewhere."""
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    body = TestClient(create_app()).get("/api/runs").json()
+    want = {str(m.parent.relative_to(COMMITTED)) for m in COMMITTED.rglob("metrics.jsonl")}
+    assert {"lenet", "lenet-bn", "bn-paper-fig1/with-bn", "bn-paper-fig1/without-bn"} <= want
+    assert any(n.startswith("lr-sweep/") for n in want)
+    assert {r["name"] for r in body["runs"]} == want
+    assert Path(body["root"]).resolve() == COMMITTED.resolve()
+    assert all(r["metrics"] and r["bands"] for r in body["runs"])

@@ -13,11 +13,21 @@ from .examples import Check, FigureSpec, Section
 LENETS = ("lenet-bn", "lenet-bn-torch", "lenet-bn-d2l", "lenet", "lenet-lr1")
 
 
+HERE = Path(__file__).resolve()  # .../bnlab/explain/results.py
+SOURCE_TREE = HERE.parents[3] / "docs" / "results"  # a checkout: src/bnlab/ → docs/results/
+PACKAGED = HERE.parents[1] / "_results"  # a wheel: pyproject.toml ships the runs as bnlab/_results
+
+
 def results_dir() -> Path | None:
-    """``$BNLAB_RESULTS``, else docs/results beside the source tree, else ./docs/results."""
+    """Where the committed runs are, wherever bnlab is started and however it was installed.
+
+    ``$BNLAB_RESULTS``, else docs/results beside the source tree (a checkout, an editable
+    install), else the copy an installed wheel carries (bnlab/_results), else ./docs/results.
+    """
     candidates = [
         os.environ.get("BNLAB_RESULTS"),
-        Path(__file__).resolve().parents[3] / "docs" / "results",
+        SOURCE_TREE,
+        PACKAGED,
         Path.cwd() / "docs" / "results",
     ]
     for c in candidates:
@@ -39,6 +49,7 @@ def experiments_section() -> Section:
         "of a sigmoid through training, with and without BN) is redrawn from its §4.1 network.",
         code="bnlab train lenet-bn          # and lenet-bn-torch, lenet-bn-d2l, lenet, lenet-lr1\n"
         "bnlab train bn-paper-fig1\nbnlab train lr-sweep",
+        code_lang="shell",
     )
     root = results_dir()
     found = [root / n for n in LENETS if root and (root / n / "metrics.jsonl").exists()]

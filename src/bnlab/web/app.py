@@ -100,9 +100,19 @@ def _tensor(
 
 
 def create_app(runs_dir: str | Path | None = None) -> FastAPI:
-    """The explorer app; ``runs_dir`` holds the training runs shown in the training view."""
+    """The explorer app; the training view shows the runs under ``runs_dir``.
+
+    ``None``: the committed runs, wherever the server is started and however bnlab was
+    installed (``bnlab.explain.results.results_dir()``: $BNLAB_RESULTS, the checkout's
+    docs/results, or the copy inside the wheel).
+    """
     app = FastAPI(title="bnlab explorer", docs_url=None, redoc_url=None, openapi_url=None)
-    runs_root = Path(runs_dir) if runs_dir is not None else None
+    if runs_dir is None:
+        from ..explain.results import results_dir
+
+        runs_root = results_dir()
+    else:
+        runs_root = Path(runs_dir)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -181,6 +191,7 @@ def serve(
     runs_dir: str | Path | None = None,
     open_browser: bool = False,
 ) -> None:
+    """Serve the explorer; ``runs_dir``: None for the committed runs, else a folder that exists."""
     import threading
     import webbrowser
 

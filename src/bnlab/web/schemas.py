@@ -13,6 +13,11 @@ MAX_ELEMENTS = 4096
 FLOAT32_MAX = 3.4028234663852886e38  # tensors are float32: larger values would become inf
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 value``, ``2 values``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _finite(name: str, values: list[float] | None) -> None:
     if values is not None and not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):
         raise ValueError(f"{name}: every value must be a finite float32 number (|v| ≤ 3.4e38)")
@@ -42,7 +47,8 @@ class TensorSpec(BaseModel):
             raise ValueError(f"shape: at most {MAX_ELEMENTS} elements (got {numel})")
         if self.values is not None and len(self.values) != numel:
             raise ValueError(
-                f"values: expected {numel} values for shape {self.shape} (got {len(self.values)})"
+                f"values: expected {_count(numel, 'value')} for shape {self.shape} "
+                f"(got {len(self.values)})"
             )
         _finite("values", self.values)
         return self
@@ -65,7 +71,9 @@ class ExplainRequest(TensorSpec):
         for name in ("gamma", "beta", "running_mean", "running_var"):
             v = getattr(self, name)
             if v is not None and len(v) != c:
-                raise ValueError(f"{name}: expected {c} values, one per channel (got {len(v)})")
+                raise ValueError(
+                    f"{name}: expected {_count(c, 'value')}, one per channel (got {len(v)})"
+                )
             _finite(name, v)
         if self.running_var is not None and any(v < 0 for v in self.running_var):
             raise ValueError("running_var: variances must be ≥ 0")
@@ -74,7 +82,7 @@ class ExplainRequest(TensorSpec):
                 "norm: instance norm needs (N, C, H, W); an (N, F) input has no H×W to average over"
             )
         if self.norm == "group" and c % self.groups:
-            raise ValueError(f"groups: must divide the {c} channels (got {self.groups})")
+            raise ValueError(f"groups: must divide the {_count(c, 'channel')} (got {self.groups})")
         if self.norm != "batch" and self.mode == "eval":
             raise ValueError("mode: eval (running statistics) applies to batch norm only")
         if self.mode == "train" and self.norm == "batch" and math.prod(self.shape) // c < 2:
@@ -108,7 +116,9 @@ class StepRequest(BaseModel):
         for name in ("running_mean", "running_var"):
             v = getattr(self, name)
             if len(v) != c:
-                raise ValueError(f"{name}: expected {c} values, one per channel (got {len(v)})")
+                raise ValueError(
+                    f"{name}: expected {_count(c, 'value')}, one per channel (got {len(v)})"
+                )
             _finite(name, v)
         if any(v < 0 for v in self.running_var):
             raise ValueError("running_var: variances must be ≥ 0")

@@ -37,6 +37,8 @@ function fmtG(v) {
   }
   return String(Number(v.toPrecision(6)));
 }
+/** "1 group", "2 groups": a count and its noun, singular for one. */
+const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 /** A number after an operator: negative ones in parentheses. */
 const par = (s) => (s.startsWith("-") ? `(${s})` : s);
 
@@ -78,7 +80,9 @@ const state = {
   valuesShape: null,
   trace: null, // the last good trace
   geo: null,
-  selected: null, // flat index of the clicked cell
+  selected: null, // the clicked cell: {rank, n, c, h, w}, kept across redraws while it exists
+  groupNote: null, // why C changed when group norm was picked, shown until C or the norm changes
+  toggling: false, // "edit values" is waiting for the current settings' input
   running: { mean: [0, 0], var: [1, 1], step: 0, history: [] },
   seq: 0,
   timer: null,
@@ -205,12 +209,56 @@ function rebuildChannels() {
   $("chan-hint").textContent = eval_
     ? "eval mode: the running mean and variance replace the batch's μ and σ². Feeding batches (right) updates them."
     : "γ and β are learned per channel: y = γ·x̂ + β.";
+  rebuildGroups();
 }
 function setChannelValues(kind, values) {
   for (const el of document.querySelectorAll(`input[data-kind=${kind}]`)) {
     const v = values[+el.dataset.c];
     if (v !== undefined) el.value = fmtG(v);
   }
+}
+
+// ---- groups G of group norm: only divisors of C can be picked --------------------------------
+function divisors(c) {
+  const out = [];
+  for (let d = 1; d <= c; d++) if (c % d === 0) out.push(d);
+  return out;
+}
+/** Divisors of C other than 1 (layer norm) and C (instance norm): a group norm of its own. */
+const ownGroups = (c) => divisors(c).filter((d) => d > 1 && d < c);
+/** G if it divides C, else the divisor nearest to it, preferring one that is neither 1 nor C. */
+function validGroups(c, g) {
+  if (c % g === 0) return g;
+  const own = ownGroups(c);
+  const pool = own.length ? own : divisors(c);
+  return pool.reduce((best, d) => (Math.abs(d - g) < Math.abs(best - g) ? d : best));
+}
+function rebuildGroups(g = readInt($("groups")) ?? 1) {
+  const c = channelCount();
+  if (c === null) return;
+  const fc = layout() === "fc";
+  const G = validGroups(c, Math.max(1, g));
+  const label = (d) =>
+    d === 1 ? "1 (layer)" : d === c ? `${d} (${fc ? "1 feature each" : "instance"})` : String(d);
+  $("groups").replaceChildren(...divisors(c).map((d) => h("option", { value: d, text: label(d) })));
+  $("groups").value = String(G);
+}
+/** Picking group norm: with no G but 1 (layer norm) and C (instance norm), C grows until one exists. */
+function pickGroupDefaults() {
+  const c = channelCount();
+  if (c === null) return;
+  let wider = c;
+  while (!ownGroups(wider).length) wider += 1; // 1, 2, 3 → 4; a prime p → p + 1
+  const fc = layout() === "fc";
+  const C = fc ? "F" : "C";
+  if (wider !== c) {
+    $("size-c").value = wider;
+    state.groupNote =
+      `${C} = ${wider} now (it was ${c}): with ${count(c, fc ? "feature" : "channel")} every G is ` +
+      `layer norm (G = 1) or ${fc ? "one feature a group" : "instance norm"} (G = ${c}).`;
+  }
+  const g = readInt($("groups")) ?? 1;
+  rebuildGroups(ownGroups(wider).includes(g) ? g : ownGroups(wider)[0]);
 }
 
 // ---- requests ------------------------------------------------------------------------------
@@ -274,8 +322,10 @@ function fieldTarget(field) {
       return { anchor: $("grp-shape"), inputs: idx !== undefined ? [sizes[+idx]] : sizes };
     case "seed":
       return { anchor: $("grp-seed"), inputs: [$("seed")] };
-    case "values":
-      return { anchor: $("grp-seed"), inputs: [$("edit-values")] };
+    case "values": {
+      const cell = idx !== undefined ? document.querySelector(`#steps .cell-input[data-i="${idx}"]`) : null;
+      return { anchor: $("grp-seed"), inputs: [$("edit-values"), cell].filter(Boolean) };
+    }
     case "gamma":
       return { anchor: $("grp-channels").querySelector("table"), inputs: one("gamma") };
     case "beta":
@@ -397,6 +447,29 @@ function statIndex(geo, k) {
 }
 
 // ---- tensor grids --------------------------------------------------------------------------
+/** The shaded frames of a tensor grid: the cells that share one mean and variance. */
+function frameRects(geo) {
+  const { gap, left, top, bw, bh } = geo;
+  const bx = (c) => left + c * (bw + gap);
+  const by = (n) => top + n * (bh + gap);
+  const pad = Math.min(4, gap / 2 - 1);
+  return geo.frames.map((f) =>
+    s("rect", {
+      class: "frame",
+      "data-stat": f.k,
+      x: bx(f.c0) - pad,
+      y: by(f.n0) - pad,
+      width: bx(f.c1) + bw - bx(f.c0) + 2 * pad,
+      height: by(f.n1) + bh - by(f.n0) + 2 * pad,
+      rx: 4,
+    }),
+  );
+}
+/** A kept grid (the one being typed in) under another norm: its frames, beneath its cells. */
+function redrawFrames(svg, geo) {
+  for (const f of svg.querySelectorAll("rect.frame")) f.remove();
+  svg.prepend(...frameRects(geo));
+}
 const cellEls = new Map(); // step name → array of cell <g> by flat index
 const statEls = new Map(); // "mean"/"var" → array by statistic index
 
@@ -413,21 +486,7 @@ function tensorGrid(step, data, geo, { editable = false } = {}) {
   });
   const bx = (c) => left + c * (bw + gap);
   const by = (n) => top + n * (bh + gap);
-  // frames: the cells that share one mean and variance
-  const pad = Math.min(4, gap / 2 - 1);
-  for (const f of geo.frames) {
-    svg.append(
-      s("rect", {
-        class: "frame",
-        "data-stat": f.k,
-        x: bx(f.c0) - pad,
-        y: by(f.n0) - pad,
-        width: bx(f.c1) + bw - bx(f.c0) + 2 * pad,
-        height: by(f.n1) + bh - by(f.n0) + 2 * pad,
-        rx: 4,
-      }),
-    );
-  }
+  svg.append(...frameRects(geo));
   for (let c = 0; c < C; c++) {
     svg.append(
       s("text", {
@@ -572,14 +631,16 @@ function statWords(geo) {
     instance: `m = H·W = ${H}·${W} = ${m}`,
     group: is4 ? `m = (C/G)·H·W = ${C / G}·${H}·${W} = ${m}` : `m = F/G = ${m}`,
   }[nrm];
+  const mValues = `${mWords} value${m === 1 ? "" : "s"}`; // "m = N·H·W = 2·2·2 = 8 values"
   return {
     m,
     mWords,
+    mValues,
     summary: {
-      batch: `Batch norm: each ${c} gets one mean μ and one variance σ² over its ${mWords} values — from every sample of the batch (the shaded frames).`,
-      layer: `Layer norm: each sample n gets its own μ and σ² over its ${mWords} values; the other samples play no part.`,
-      instance: `Instance norm: each sample's ${c} map gets its own μ and σ² over its ${mWords} values.`,
-      group: `Group norm: the ${C} ${c}s split into G = ${G} groups; each sample's group gets its own μ and σ² over ${mWords} values.`,
+      batch: `Batch norm: each ${c} gets one mean μ and one variance σ² over its ${mValues} — from every sample of the batch (the shaded frames).`,
+      layer: `Layer norm: each sample n gets its own μ and σ² over its ${mValues}; the other samples play no part.`,
+      instance: `Instance norm: each sample's ${c} map gets its own μ and σ² over its ${mValues}.`,
+      group: `Group norm: the ${count(C, c)} split into G = ${count(G, "group")}; each sample's group gets its own μ and σ² over ${mValues}.`,
     }[nrm],
     per: {
       batch: `one per ${c} → shape (${is4 ? "C" : "F"},)`,
@@ -654,8 +715,10 @@ function render(trace) {
   const cards = [];
 
   // 1. input
-  if (oldInput) cards.push(oldInput);
-  else {
+  if (oldInput) {
+    redrawFrames(oldInput.querySelector("svg.grid"), geo); // the norm may have changed
+    cards.push(oldInput);
+  } else {
     const inputSvg = tensorGrid("input", steps.input.value.data, geo, { editable: state.editing });
     if (state.editing) inputSvg.classList.add("editable");
     cards.push(
@@ -670,8 +733,8 @@ function render(trace) {
           text: state.editing
             ? "Click a cell and type a number: every other step follows. \"back to seed\" returns to torch.rand."
             : geo.is4
-            ? `Rows: the ${geo.N} samples n; columns: the ${geo.C} channels c, each an ${geo.H}×${geo.W} map. Colour = channel; dashed frames = cells that share one μ and σ².`
-            : `Rows: the ${geo.N} samples n; columns: the ${geo.C} features f. Colour = feature; dashed frames = cells that share one μ and σ².`,
+            ? `Rows: the ${count(geo.N, "sample")} n; columns: the ${count(geo.C, "channel")} c, each H×W = ${geo.H}×${geo.W}. Colour = channel; dashed frames = cells that share one μ and σ².`
+            : `Rows: the ${count(geo.N, "sample")} n; columns: the ${count(geo.C, "feature")} f. Colour = feature; dashed frames = cells that share one μ and σ².`,
         }),
       ),
     );
@@ -681,7 +744,7 @@ function render(trace) {
   const meanStep = steps.mean;
   const varStep = steps.var;
   const reduced = meanStep.reduced_axes.length
-    ? ` — averaged over dims (${meanStep.reduced_axes.join(", ")}), ${words.mWords} values each; kept as ${words.keep} to broadcast`
+    ? ` — averaged over dims (${meanStep.reduced_axes.join(", ")}), ${words.mValues} each; kept as ${words.keep} to broadcast`
     : ` — ${words.per}`;
   cards.push(
     card(
@@ -763,11 +826,17 @@ function render(trace) {
     for (const el of [...box.children]) if (el !== oldInput) el.remove();
     box.append(...cards.slice(1), state.feedCard);
   } else box.replaceChildren(...cards, state.feedCard);
-  if (state.selected !== null && state.selected < geo.numel) showCalc(state.selected);
-  else {
-    state.selected = null;
-    resetCalc();
-  }
+  const pinned = pinnedIndex(geo);
+  if (pinned !== null) showCalc(pinned);
+  else resetCalc();
+}
+
+/** The flat index, in this geometry, of the clicked cell's (n, c, h, w); null where it is gone. */
+function pinnedIndex(geo) {
+  const p = state.selected;
+  if (!p || p.rank !== geo.shape.length) return null;
+  if (p.n >= geo.N || p.c >= geo.C || p.h >= geo.H || p.w >= geo.W) return null;
+  return ((p.n * geo.C + p.c) * geo.H + p.h) * geo.W + p.w;
 }
 
 // ---- hover and click -----------------------------------------------------------------------
@@ -833,11 +902,13 @@ function showCalc(i) {
     return parts.length <= 10 ? parts.join(" + ") : `${parts.slice(0, 6).join(" + ")} + … + ${parts.slice(-2).join(" + ")}`;
   };
   const where = geo.is4 ? `n=${p.n}, c=${p.c}, h=${p.h}, w=${p.w}` : `n=${p.n}, f=${p.c}`;
+  const all = members.length === 1 ? "the 1 cell" : `all ${members.length} cells`;
+  const the = `the ${count(members.length, "cell")}`;
   const fromWords = {
-    batch: `all ${members.length} cells of ${c === "c" ? "channel" : "feature"} ${p.c}`,
-    layer: `all ${members.length} cells of sample ${p.n}`,
-    instance: `the ${members.length} cells of sample ${p.n}, ${c === "c" ? "channel" : "feature"} ${p.c}`,
-    group: `the ${members.length} cells of sample ${p.n}, group ${Math.floor(p.c / (geo.C / geo.G))}`,
+    batch: `${all} of ${c === "c" ? "channel" : "feature"} ${p.c}`,
+    layer: `${all} of sample ${p.n}`,
+    instance: `${the} of sample ${p.n}, ${c === "c" ? "channel" : "feature"} ${p.c}`,
+    group: `${the} of sample ${p.n}, group ${Math.floor(p.c / (geo.C / geo.G))}`,
   }[geo.norm];
   const lines = [];
   const line = (testid, label, text) =>
@@ -873,8 +944,9 @@ function onStepsClick(ev) {
   if (ev.target.closest?.("input")) return;
   const cell = ev.target.closest?.(".cell");
   if (!cell || cell.dataset.i === undefined) return;
-  state.selected = +cell.dataset.i;
-  showCalc(state.selected);
+  const i = +cell.dataset.i;
+  state.selected = { rank: state.geo.shape.length, ...state.geo.pos(i) };
+  showCalc(i);
 }
 
 // ---- editing the input values --------------------------------------------------------------
@@ -901,12 +973,24 @@ function syncValuesToShape() {
   state.values = resizeValues(state.valuesShape.split(",").map(Number), state.values, shape);
   state.valuesShape = key;
 }
-function toggleEditing() {
+async function toggleEditing() {
+  if (state.toggling) return;
   if (!state.editing) {
+    if (document.body.dataset.pending === "1") {
+      // a change is not drawn yet: edit the input of the current settings, not of the last drawn
+      state.toggling = true;
+      clearTimeout(state.timer);
+      try {
+        await explainNow();
+      } finally {
+        state.toggling = false;
+      }
+    }
     const shape = shapeFromControls();
     const tr = state.trace;
     if (tr && tr.steps[0].value.shape.join(",") === shape.join(",")) {
-      state.values = tr.steps[0].value.data.map((v) => Number(f4(v)));
+      // the exact float32 values: drawn to 4 decimals, sent as they are until one is typed
+      state.values = tr.steps[0].value.data.slice();
     } else if (shape.every((d) => Number.isInteger(d) && d >= 1)) {
       state.values = new Array(shape.reduce((a, b) => a * b, 1)).fill(0.5);
     } else return;
@@ -1128,11 +1212,12 @@ async function loadRuns() {
     $("runs-empty").textContent = `cannot read the runs (${e.message})`;
     return;
   }
+  const a = $("run-a");
+  const b = $("run-b");
+  const before = training.loaded ? { a: a.value, b: b.value } : null; // a reload keeps the picks
   training.loaded = true;
   training.runs = data.runs ?? [];
   training.root = data.root;
-  const a = $("run-a");
-  const b = $("run-b");
   const names = training.runs.map((r) => r.name);
   a.replaceChildren(...names.map((n) => h("option", { value: n, text: n })));
   b.replaceChildren(h("option", { value: "", text: "(none)" }), ...names.map((n) => h("option", { value: n, text: n })));
@@ -1140,8 +1225,13 @@ async function loadRuns() {
   const without = training.runs.find((r) => r.config && !r.config.bn && r !== withBN);
   const first = withBN ?? training.runs[0];
   const second = without ?? training.runs.find((r) => r !== first);
-  if (first) a.value = first.name;
-  b.value = second ? second.name : "";
+  if (before && names.includes(before.a)) {
+    a.value = before.a;
+    b.value = before.b === "" || names.includes(before.b) ? before.b : "";
+  } else {
+    if (first) a.value = first.name;
+    b.value = second ? second.name : "";
+  }
   $("runs-root").textContent = training.root ? `runs from ${training.root}` : "";
   drawTraining();
 }
@@ -1157,7 +1247,7 @@ function drawTraining() {
       h("p", {
         text: training.root
           ? `No folder under ${training.root} holds a metrics.jsonl. Train some with "bnlab train RECIPE", then reload.`
-          : 'The server was started without a runs folder: start it with "bnlab serve --runs DIR".',
+          : 'The committed runs (docs/results) were not found: start the server with "bnlab serve --runs DIR".',
       }),
     );
     $("run-a").disabled = true;
@@ -1294,6 +1384,8 @@ function syncVisibility() {
         instance: "one μ, σ² per sample and channel, over (H, W)",
         group: "one μ, σ² per sample and group of C/G channels",
       })[nrm];
+  $("group-note").hidden = !(nrm === "group" && state.groupNote);
+  $("group-note").textContent = state.groupNote ?? "";
 }
 
 function setExample() {
@@ -1302,12 +1394,13 @@ function setExample() {
   ["size-n", "size-c", "size-h", "size-w"].forEach((id, i) => ($(id).value = EXAMPLE.sizes[i]));
   $("seed").value = EXAMPLE.seed;
   $("norm").value = "batch";
-  $("groups").value = 1;
+  state.groupNote = null;
   document.querySelector("input[name=mode][value=train]").checked = true;
   $("eps").value = "1e-5";
   $("momentum").value = "0.1";
   $("chan-body").replaceChildren();
   rebuildChannels();
+  rebuildGroups(1);
   setChannelValues("gamma", EXAMPLE.gamma);
   setChannelValues("beta", EXAMPLE.beta);
   resetRunning(EXAMPLE.gamma.length);
@@ -1324,6 +1417,7 @@ function init() {
   $("tab-training").addEventListener("click", () => showTab("training"));
   $("layout").addEventListener("change", () => {
     syncVisibility();
+    rebuildChannels(); // "channel" ↔ "feature" in the table
     syncValuesToShape();
     schedule();
   });
@@ -1334,6 +1428,8 @@ function init() {
     });
   }
   $("size-c").addEventListener("input", () => {
+    state.groupNote = null;
+    syncVisibility();
     rebuildChannels();
     syncValuesToShape();
     schedule();
@@ -1341,11 +1437,14 @@ function init() {
   $("seed").addEventListener("input", schedule);
   $("edit-values").addEventListener("click", toggleEditing);
   $("norm").addEventListener("change", () => {
+    state.groupNote = null;
+    if (norm() === "group") pickGroupDefaults(); // may change C
     syncVisibility();
     rebuildChannels();
+    syncValuesToShape();
     schedule();
   });
-  $("groups").addEventListener("input", schedule);
+  $("groups").addEventListener("change", schedule);
   for (const r of document.querySelectorAll("input[name=mode]")) {
     r.addEventListener("change", () => {
       syncVisibility();
