@@ -85,7 +85,8 @@ def test_ctrl_c_says_where_it_stopped_and_the_command_continues_it(data):
     metrics = work / "runs" / "x" / "metrics.jsonl"
     proc = _start(work)
     try:
-        _wait_for(lambda: len(_epochs(metrics)) >= 1)
+        # epoch 1 is saved once its checkpoint exists (written after its metrics row)
+        _wait_for(lambda: (metrics.parent / "checkpoint.pt").exists())
         code, _, err = _interrupt(proc)
     finally:
         proc.kill()
