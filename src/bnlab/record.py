@@ -11,6 +11,9 @@ step, so a recorder copies what it keeps.  Step names, in order:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 from torch import Tensor
@@ -20,3 +23,25 @@ class Recorder(Protocol):
     """Receives one named intermediate tensor of batch normalization."""
 
     def __call__(self, step: str, value: Tensor, /) -> None: ...
+
+
+_CURRENT: ContextVar[Recorder | None] = ContextVar("bnlab_recorder", default=None)
+
+
+def current_recorder() -> Recorder | None:
+    """The recorder of the innermost :func:`recording` block, or None (the usual case)."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def recording(recorder: Recorder | None) -> Iterator[None]:
+    """Hand every intermediate of the batch norms computed inside the block to ``recorder``.
+
+    A context variable rather than an argument: the op's signature stays tensors and numbers,
+    so what :mod:`bnlab.explain` records is the very call the modules make.
+    """
+    token = _CURRENT.set(recorder)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

@@ -29,6 +29,12 @@ def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
+def as_dtype(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t.to(dtype)``, without the call when it is that dtype already (a hot path: per call,
+    batch norm converts several tensors that almost always have the right dtype)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def reduce_axes(ndim: int) -> tuple[int, ...]:
     """Every axis of an (N, C, *spatial) tensor except the channel axis 1."""
     return (0, *range(2, ndim))
@@ -66,7 +72,7 @@ def reduce(x: Tensor, axes: Sequence[int] | None = None) -> Stats:
     Accumulates in float32 for float16/bfloat16 input.  Two passes: μ = Σx/m, then σ² = Σ(x − μ)²/m.
     """
     axes = reduce_axes(x.dim()) if axes is None else tuple(axes)
-    xa = x.to(accumulate_dtype(x.dtype))
+    xa = as_dtype(x, accumulate_dtype(x.dtype))
     count = 1
     for a in axes:
         count *= x.shape[a]
@@ -131,10 +137,10 @@ def update_running(
     running_var  ← (1 − momentum)·running_var  + momentum·σ²_B·m/(m − 1)   (unbiased)
     """
     if running_mean is not None:
-        new_mean = stats.mean.to(running_mean.dtype)
+        new_mean = as_dtype(stats.mean, running_mean.dtype)
         running_mean.mul_(1.0 - momentum).add_(new_mean * momentum)
     if running_var is not None:
-        new_var = stats.unbiased_var().to(running_var.dtype)
+        new_var = as_dtype(stats.unbiased_var(), running_var.dtype)
         running_var.mul_(1.0 - momentum).add_(new_var * momentum)
 
 

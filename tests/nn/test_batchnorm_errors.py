@@ -60,15 +60,15 @@ CASES = [
         "channel mismatch",
         bnn.BatchNorm1d,
         torch.randn(4, 5),
-        ValueError,
-        r"^BatchNorm1d: expected input with 3 channels \(num_features\) at dim 1 "
-        r"\(got 5 channels in input of shape \(4, 5\)\)$",
+        RuntimeError,  # torch's type and words first, then the module's sentence
+        r"^running_mean should contain 5 elements not 3: BatchNorm1d expected input with 3 "
+        r"channels \(num_features\) at dim 1 \(got 5 channels in input of shape \(4, 5\)\)$",
     ),
     (
         "channel mismatch 2d",
         bnn.BatchNorm2d,
         torch.randn(4, 2, 3, 3),
-        ValueError,
+        RuntimeError,
         r"expected input with 3 channels .* \(got 2 channels in input of shape \(4, 2, 3, 3\)\)",
     ),
     (

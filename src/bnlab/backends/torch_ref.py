@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..record import Recorder
-from ..stats import Stats, accumulate_dtype, reduce, reduce_axes
+from ..stats import Stats, accumulate_dtype, as_dtype, reduce, reduce_axes
 
 name = "torch"
 
@@ -41,18 +41,18 @@ def forward_apply(
     """
     nd = x.dim()
     acc = accumulate_dtype(x.dtype)
-    y = x.to(acc) - _per_channel(mean.to(acc), nd)  # x − μ, (N, C, ...), a new tensor
+    y = as_dtype(x, acc) - _per_channel(as_dtype(mean, acc), nd)  # x − μ, (N, C, ...), a new tensor
     if recorder is not None:
         recorder("x_minus_mean", y)
         recorder("invstd", invstd)
-    y.mul_(_per_channel(invstd.to(acc), nd))  # x̂ = (x − μ)/√(σ² + ε)
+    y.mul_(_per_channel(as_dtype(invstd, acc), nd))  # x̂ = (x − μ)/√(σ² + ε)
     if recorder is not None:
         recorder("xhat", y)
     if weight is not None:
-        y.mul_(_per_channel(weight.to(acc), nd))  # γ·x̂
+        y.mul_(_per_channel(as_dtype(weight, acc), nd))  # γ·x̂
     if bias is not None:
-        y.add_(_per_channel(bias.to(acc), nd))  # γ·x̂ + β
-    out = y.to(x.dtype)
+        y.add_(_per_channel(as_dtype(bias, acc), nd))  # γ·x̂ + β
+    out = as_dtype(y, x.dtype)
     if recorder is not None:
         recorder("output", out)
     return out
@@ -61,7 +61,7 @@ def forward_apply(
 def backward_reduce(dy: Tensor, xhat: Tensor) -> tuple[Tensor, Tensor]:
     """Move 1, backward: per channel Σdy and Σdy·x̂ (which are also dβ and dγ)."""
     axes = reduce_axes(dy.dim())
-    dy = dy.to(xhat.dtype)
+    dy = as_dtype(dy, xhat.dtype)
     return dy.sum(dim=axes), (dy * xhat).sum(dim=axes)
 
 
@@ -69,7 +69,9 @@ def normalized(x: Tensor, mean: Tensor, invstd: Tensor) -> Tensor:
     """x̂ recomputed from the saved input (cheaper to keep x than a second full tensor)."""
     nd = x.dim()
     acc = accumulate_dtype(x.dtype)
-    return (x.to(acc) - _per_channel(mean.to(acc), nd)).mul_(_per_channel(invstd.to(acc), nd))
+    return (as_dtype(x, acc) - _per_channel(as_dtype(mean, acc), nd)).mul_(
+        _per_channel(as_dtype(invstd, acc), nd)
+    )
 
 
 def backward_apply(
@@ -82,20 +84,22 @@ def backward_apply(
     count: int,
     batch_stats: bool,
 ) -> Tensor:
-    """Move 3, backward: the input gradient (overwrites ``xhat``, which is not needed after).
+    """Move 3, backward: the input gradient.
 
     With batch statistics, μ and σ² depend on every x, so
     dx = γ·invstd·(dy − Σdy/m − x̂·Σ(dy·x̂)/m);  with running statistics they are constants and
-    dx = γ·invstd·dy.
+    dx = γ·invstd·dy.  The one new tensor is made from dy, so that a batch of gradients
+    (``vmap`` over the backward: ``jacrev``, batched gradcheck) batches it too.
     """
     nd = dy.dim()
-    scale = invstd if weight is None else invstd * weight.to(invstd.dtype)  # γ/√(σ² + ε), (C,)
-    g = dy.to(xhat.dtype)
+    # γ/√(σ² + ε), (C,)
+    scale = invstd if weight is None else invstd * as_dtype(weight, invstd.dtype)
+    g = as_dtype(dy, xhat.dtype)
+    dx = g * _per_channel(scale, nd)  # scale·dy, the new tensor
     if not batch_stats:
-        return (g * _per_channel(scale, nd)).to(dy.dtype)
-    # dx = scale·dy − scale·Σdy/m − x̂·scale·Σ(dy·x̂)/m, folded into x̂'s buffer (no new tensor)
+        return as_dtype(dx, dy.dtype)
+    # dx = scale·dy − x̂·scale·Σ(dy·x̂)/m − scale·Σdy/m
     k_shift = -(sum_dy * scale) / count
     k_xhat = -(sum_dy_xhat * scale) / count
-    dx = xhat.mul_(_per_channel(k_xhat, nd)).add_(_per_channel(k_shift, nd))
-    dx.addcmul_(g, _per_channel(scale, nd))
-    return dx.to(dy.dtype)
+    dx.addcmul_(xhat, _per_channel(k_xhat, nd)).add_(_per_channel(k_shift, nd))
+    return as_dtype(dx, dy.dtype)

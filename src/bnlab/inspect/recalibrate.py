@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from ..errors import BNTypeError, BNValueError
 from ..nn import D2LBatchNorm
-from ..nn.batchnorm import _BatchNorm
 from ..stats import Stats, merge, reduce, reduce_axes
 
 
@@ -33,7 +32,7 @@ def bn_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every batch-norm layer with running statistics: bnlab's, torch's and the textbook's."""
     found = []
     for name, m in model.named_modules():
-        if isinstance(m, (_BatchNorm, nn.modules.batchnorm._BatchNorm)):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):  # torch's and bnlab's
             if m.running_mean is not None:
                 found.append((name, m))
         elif isinstance(m, D2LBatchNorm):

@@ -1,46 +1,44 @@
-"""``BatchNorm1d/2d/3d``: thin stateful modules over :func:`bnlab.functional.batch_norm`.
+"""``BatchNorm1d/2d/3d``: torch's modules, with bnlab's batch norm inside.
 
-Same constructor, parameter and buffer names, ``state_dict`` keys, ``repr`` and behaviour in
-every mode as ``torch.nn.BatchNorm*d``, so a state_dict loads across in both directions and the
-modules drop into real models.  One deliberate difference: a call that fails leaves
-``num_batches_tracked`` and the running statistics untouched (torch counts the batch first).
+Each class *is* its torch counterpart (``bnlab.nn.BatchNorm2d`` subclasses
+``torch.nn.BatchNorm2d``, and so ``torch.nn.modules.batchnorm._BatchNorm``): the constructor,
+parameters, buffers, ``state_dict`` keys, ``repr`` and ``reset_*`` methods are torch's own, so
+code that finds BN layers by type — ``SyncBatchNorm.convert_sync_batchnorm``,
+``torch.func.replace_all_batch_norm_modules_``, weight-decay and freezing utilities — finds
+bnlab's.  Only ``forward`` is bnlab's, in three forms:
+
+* eager: every check first (bnlab's errors), then :func:`bnlab.functional.batch_norm`;
+* TorchScript (``torch.jit.script``): the same state logic calling the registered operator
+  ``torch.ops.bnlab.batch_norm``;
+* ``torch.fx.symbolic_trace``: one ``call_module`` node, as torch's own BN layers are leaves.
+
+One deliberate difference: a call that fails leaves ``num_batches_tracked`` and the running
+statistics untouched (torch counts the batch before it looks at the input).
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn import init
 
-from ..errors import BNTypeError, BNValueError, shape_str
-from ..functional import _batch_norm
+from ..errors import BNRuntimeValueError, BNTypeError, BNValueError, shape_str
+from ..functional import batch_norm
 
 # torch 2.13 added a keyword-only ``bias=`` flag (and shows it in the repr); older torch has none.
 TORCH_HAS_BIAS_FLAG = "bias" in inspect.signature(nn.BatchNorm1d.__init__).parameters
 
 
-class _BatchNorm(nn.Module):
-    """Common base: state, ``repr`` and ``forward``; subclasses only check the input's rank."""
+def _is_proxy(input: Tensor) -> bool:
+    return isinstance(input, torch.fx.Proxy)
 
-    _version = 2
-    __constants__: ClassVar[list[str]] = [
-        "track_running_stats",
-        "momentum",
-        "eps",
-        "num_features",
-        "affine",
-    ]
-    num_features: int
-    eps: float
-    momentum: float | None
-    affine: bool
-    track_running_stats: bool
-    running_mean: Tensor | None
-    running_var: Tensor | None
-    num_batches_tracked: Tensor | None
+
+class _BNLab:
+    """bnlab's constructor keywords and ``forward``, mixed into torch's BatchNorm classes.
+
+    (``backend``, a str, is set in ``__init__``: TorchScript infers its type from the value.)
+    """
 
     def __init__(
         self,
@@ -55,137 +53,156 @@ class _BatchNorm(nn.Module):
         bias: bool = True,
         backend: str = "auto",
     ) -> None:
+        name = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise BNValueError(
-                f"{type(self).__name__}: expected num_features to be a positive int "
-                f"(got {num_features!r})"
+                f"{name}: expected num_features to be a positive int (got {num_features!r})"
             )
-        factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
+        flag = {"bias": bias} if TORCH_HAS_BIAS_FLAG else {}
+        super().__init__(  # type: ignore[call-arg]
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, **flag
+        )
+        if not bias and not TORCH_HAS_BIAS_FLAG and affine:
+            self.register_parameter("bias", None)  # type: ignore[attr-defined]
         self.backend = backend
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_features, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """running_mean ← 0, running_var ← 1, num_batches_tracked ← 0."""
-        if self.track_running_stats:
-            assert self.running_mean is not None and self.running_var is not None
-            assert self.num_batches_tracked is not None
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Running statistics reset, γ ← 1, β ← 0."""
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
-
-    def _check_input_dim(self, input: Tensor) -> None:
-        raise NotImplementedError
 
     def extra_repr(self) -> str:
-        flag = f"bias={self.bias is not None}, " if TORCH_HAS_BIAS_FLAG else ""
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, {flag}track_running_stats={self.track_running_stats}"
-            + ("" if self.backend == "auto" else f", backend={self.backend!r}")
-        )
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # state dicts written before version 2 have no num_batches_tracked
-        version = local_metadata.get("version")
-        key = prefix + "num_batches_tracked"
-        if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
-            # as torch does: keep the module's own count (0 for a fresh module)
-            current = self.num_batches_tracked
-            keep = current is not None and current.device != torch.device("meta")
-            state_dict[key] = current if keep else torch.tensor(0, dtype=torch.long)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+        text = super().extra_repr()  # type: ignore[misc]
+        return text if self.backend == "auto" else f"{text}, backend={self.backend!r}"
 
     def forward(self, input: Tensor) -> Tensor:
-        # Work out the state; every check runs before anything changes.
+        if not torch.jit.is_scripting():
+            return self._eager_forward(input)
+        self._check_input_dim(input)  # type: ignore[attr-defined]
+        factor, counting, use_batch_stats = self._state(1)
+        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
+        out = torch.ops.bnlab.batch_norm(
+            input,
+            self.weight,  # type: ignore[attr-defined]
+            self.bias,  # type: ignore[attr-defined]
+            self.running_mean if tracked else None,  # type: ignore[attr-defined]
+            self.running_var if tracked else None,  # type: ignore[attr-defined]
+            use_batch_stats,
+            factor,
+            self.eps,  # type: ignore[attr-defined]
+            self.backend,
+        )
+        running_mean, running_var = self.running_mean, self.running_var  # type: ignore[attr-defined]
+        updated = tracked and running_mean is not None and running_var is not None
+        if updated and out[3].numel() > 0:
+            running_mean.copy_(out[3])  # type: ignore[union-attr]
+            running_var.copy_(out[4])  # type: ignore[union-attr]
+        if counting:
+            nbt = self.num_batches_tracked  # type: ignore[attr-defined]
+            if nbt is not None:
+                nbt.add_(1)
+        return out[0]
+
+    def _state(self, ahead: int) -> tuple[float, bool, bool]:
+        """(momentum factor, whether this batch is counted, whether batch statistics are used).
+
+        ``ahead`` is 1: the batch is counted only once it has gone through, so the cumulative
+        average's factor 1/k looks one batch ahead.
+        """
+        training: bool = self.training  # type: ignore[attr-defined]
+        counting = training and self.track_running_stats  # type: ignore[attr-defined]
+        nbt = self.num_batches_tracked  # type: ignore[attr-defined]
+        counting = counting and nbt is not None
+        momentum = self.momentum  # type: ignore[attr-defined]
+        factor = 0.0
+        if momentum is None:
+            if counting and nbt is not None:  # cumulative moving average: batch k weighs 1/k
+                factor = 1.0 / float(int(nbt.item()) + ahead)
+        else:
+            factor = momentum
+        # batch statistics in training, and in eval when there are no running ones to use
+        use_batch_stats = training or (
+            self.running_mean is None and self.running_var is None  # type: ignore[attr-defined]
+        )
+        return factor, counting, use_batch_stats
+
+    @torch.jit.unused
+    def _eager_forward(self, input: Tensor) -> Tensor:
+        if _is_proxy(input):
+            return self._traced(input)
         if not isinstance(input, Tensor):
             raise BNTypeError(
                 f"{type(self).__name__}: expected a torch.Tensor (got {type(input).__name__})"
             )
-        self._check_input_dim(input)
-        if input.shape[1] != self.num_features:
-            raise BNValueError(
-                f"{type(self).__name__}: expected input with {self.num_features} channels "
-                f"(num_features) at dim 1 (got {input.shape[1]} channels in input of shape "
-                f"{shape_str(input.shape)})"
-            )
-        counting = (
-            self.training and self.track_running_stats and self.num_batches_tracked is not None
-        )
-        if self.momentum is None:
-            # cumulative moving average: the k-th batch gets weight 1/k
-            factor = 1.0 / float(self.num_batches_tracked + 1) if counting else 0.0  # type: ignore[operator]
-        else:
-            factor = self.momentum
-        # Batch statistics in training, and in eval when there are no running ones to use.
-        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        self._check_input_dim(input)  # type: ignore[attr-defined]
+        factor, counting, use_batch_stats = self._state(1)
         # Buffers are passed only where they are read (eval) or updated (tracked training).
-        tracked = not self.training or self.track_running_stats
-        running_mean = self.running_mean if tracked else None
-        running_var = self.running_var if tracked else None
-        # _batch_norm checks every argument before it touches a buffer, and the batch is counted
+        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
+        per_channel = {
+            "running_mean": self.running_mean if tracked else None,  # type: ignore[attr-defined]
+            "running_var": self.running_var if tracked else None,  # type: ignore[attr-defined]
+            "weight": self.weight,  # type: ignore[attr-defined]
+            "bias": self.bias,  # type: ignore[attr-defined]
+        }
+        self._check_channels(input, per_channel)
+        # batch_norm checks every argument before it touches a buffer, and the batch is counted
         # only once it has gone through.
-        out = _batch_norm(
+        out = batch_norm(
             input,
-            running_mean,
-            running_var,
-            self.weight,
-            self.bias,
+            per_channel["running_mean"],
+            per_channel["running_var"],
+            per_channel["weight"],
+            per_channel["bias"],
             use_batch_stats,
             factor,
-            self.eps,
-            self.backend,
-            None,
+            self.eps,  # type: ignore[attr-defined]
+            backend=self.backend,
         )
         if counting:
-            self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
+            self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
         return out
 
+    @torch.jit.unused
+    def _traced(self, input: torch.fx.Proxy) -> torch.fx.Proxy:
+        """fx.symbolic_trace: a leaf, one ``call_module`` node, as torch's BatchNorm*d are.
 
-class BatchNorm1d(_BatchNorm):
+        Traced as the root itself, the module becomes what its forward does: one call of
+        :func:`bnlab.functional.batch_norm` (and the count), as torch's forward traces.
+        """
+        tracer = input.tracer
+        if getattr(tracer, "root", None) is not self:
+            return tracer.create_proxy("call_module", tracer.path_of_module(self), (input,), {})
+        factor, counting, use_batch_stats = self._state(1)
+        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
+        out = batch_norm(
+            input,  # type: ignore[arg-type]
+            self.running_mean if tracked else None,  # type: ignore[attr-defined]
+            self.running_var if tracked else None,  # type: ignore[attr-defined]
+            self.weight,  # type: ignore[attr-defined]
+            self.bias,  # type: ignore[attr-defined]
+            use_batch_stats,
+            factor,
+            self.eps,  # type: ignore[attr-defined]
+            backend=self.backend,
+        )
+        if counting:
+            self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
+        return out  # type: ignore[return-value]
+
+    @torch.jit.unused
+    def _check_channels(self, input: Tensor, per_channel: dict[str, Tensor | None]) -> None:
+        """torch's error for an input with another channel count, then the module's sentence.
+
+        As torch, only where a per-channel tensor is used: with no running statistics and no
+        γ, β, any channel count normalizes."""
+        channels, expected = input.shape[1], self.num_features  # type: ignore[attr-defined]
+        if input.numel() == 0 or channels == expected:
+            return
+        used = [name for name, t in per_channel.items() if t is not None]
+        if used:
+            raise BNRuntimeValueError(
+                f"{used[0]} should contain {channels} elements not {expected}: "
+                f"{type(self).__name__} expected input with {expected} channels (num_features) "
+                f"at dim 1 (got {channels} channels in input of shape {shape_str(input.shape)})"
+            )
+
+
+class BatchNorm1d(_BNLab, nn.BatchNorm1d):
     """Batch normalization over a 2D (N, C) or 3D (N, C, L) input, as torch.nn.BatchNorm1d."""
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -193,7 +210,7 @@ class BatchNorm1d(_BatchNorm):
             raise BNValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(_BNLab, nn.BatchNorm2d):
     """Batch normalization over a 4D (N, C, H, W) input; see :class:`torch.nn.BatchNorm2d`."""
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -201,7 +218,7 @@ class BatchNorm2d(_BatchNorm):
             raise BNValueError(f"expected 4D input (got {input.dim()}D input)")
 
 
-class BatchNorm3d(_BatchNorm):
+class BatchNorm3d(_BNLab, nn.BatchNorm3d):
     """Batch normalization over a 5D (N, C, D, H, W) input; see :class:`torch.nn.BatchNorm3d`."""
 
     def _check_input_dim(self, input: Tensor) -> None:

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from ..errors import BNTypeError
-from .batchnorm import TORCH_HAS_BIAS_FLAG, BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
+from .batchnorm import TORCH_HAS_BIAS_FLAG, BatchNorm1d, BatchNorm2d, BatchNorm3d, _BNLab
 
-_TO_BNLAB: dict[type[nn.Module], type[_BatchNorm]] = {
+_TO_BNLAB: dict[type[nn.Module], type[nn.Module]] = {
     nn.BatchNorm1d: BatchNorm1d,
     nn.BatchNorm2d: BatchNorm2d,
     nn.BatchNorm3d: BatchNorm3d,
@@ -25,7 +25,7 @@ _TO_TORCH: dict[type[nn.Module], type[nn.Module]] = {v: k for k, v in _TO_BNLAB.
 def _swap(module: nn.Module, new_type: type[nn.Module]) -> nn.Module:
     """A ``new_type`` module with ``module``'s hyper-parameters and its very tensors."""
     kwargs = {}
-    if TORCH_HAS_BIAS_FLAG or issubclass(new_type, _BatchNorm):
+    if TORCH_HAS_BIAS_FLAG or issubclass(new_type, _BNLab):
         kwargs["bias"] = getattr(module, "bias", None) is not None
     ref = module.weight if module.weight is not None else module.running_mean
     factory = {} if ref is None else {"device": ref.device, "dtype": ref.dtype}
@@ -50,7 +50,7 @@ def _swap(module: nn.Module, new_type: type[nn.Module]) -> nn.Module:
 
 
 def _convert(model: nn.Module, table: dict[type[nn.Module], type[nn.Module]]) -> nn.Module:
-    new_type = table.get(type(model))
+    new_type = table.get(type(model))  # the exact type: bnlab's classes are torch's subclasses
     if new_type is not None:
         return _swap(model, new_type)
     for name, child in model.named_children():
