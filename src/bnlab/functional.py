@@ -25,6 +25,11 @@ __all__ = ["batch_norm", "check_arguments"]
 _compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
+def _dual(*tensors: Tensor | None) -> bool:
+    """Whether any of ``tensors`` carries a forward-mode tangent (torch.autograd.forward_ad)."""
+    return any(t is not None and unpack_dual(t).tangent is not None for t in tensors)
+
+
 def _batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
@@ -42,14 +47,15 @@ def _batch_norm(
         return empty_output(input, weight, bias)
     kernel = backends.select(backend, input)
     batch_stats = bool(training) or running_mean is None
-    if not batch_stats and (
-        unpack_dual(running_mean).tangent is not None  # type: ignore[arg-type]
-        or unpack_dual(running_var).tangent is not None  # type: ignore[arg-type]
-    ):
-        raise BNRuntimeValueError(
-            "batch_norm is not differentiable wrt running_mean and running_var, they cannot "
-            "have forward grad defined"
-        )
+    if _dual(running_mean, running_var):  # forward AD: the buffers are not differentiable
+        if not batch_stats and _dual(input, weight, bias):
+            raise BNRuntimeValueError(
+                "batch_norm is not differentiable wrt running_mean and running_var, they cannot "
+                "have forward grad defined"
+            )
+        # as torch: their tangents neither reach the output nor change (primals share storage)
+        running_mean = unpack_dual(running_mean).primal  # type: ignore[arg-type]
+        running_var = unpack_dual(running_var).primal  # type: ignore[arg-type]
     if ops.OP is not None and _compiling():
         factor = float(momentum) if momentum is not None else 0.0
         return ops.batch_norm(

@@ -167,6 +167,12 @@ class _BNLab:
         tracer = input.tracer
         if getattr(tracer, "root", None) is not self:
             return tracer.create_proxy("call_module", tracer.path_of_module(self), (input,), {})
+        if self.momentum is None and self.training:  # type: ignore[attr-defined]
+            raise torch.fx.proxy.TraceError(
+                f"{type(self).__name__}(momentum=None) cannot be traced as the root module: the "
+                "cumulative average's factor 1/k is the value of num_batches_tracked (trace a "
+                "model that contains it, where it is a leaf, or give it a momentum)"
+            )
         factor, counting, use_batch_stats = self._state(1)
         tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
         out = batch_norm(
@@ -180,8 +186,9 @@ class _BNLab:
             self.eps,  # type: ignore[attr-defined]
             backend=self.backend,
         )
-        if counting:
-            self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
+        if counting:  # recorded as a node: the count happens when the graph runs
+            nbt = tracer.create_proxy("get_attr", "num_batches_tracked", (), {})
+            nbt.add_(1)
         return out  # type: ignore[return-value]
 
     @torch.jit.unused
