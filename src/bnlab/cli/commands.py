@@ -15,7 +15,7 @@ def tour(args: argparse.Namespace) -> int:
 
     out = values.out_folder("--out", args.out, "index.html and figures/")
     try:
-        tour_mod.run(out, text.make_console())
+        tour_mod.run(out, text.make_console(), args.lang)
     except OSError as e:
         raise UsageError(f"--out: cannot write {e.filename or out} ({e.strerror or e})") from None
     return 0

@@ -81,6 +81,12 @@ def build() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for index.html and figures/ (default: bnlab-tour)",
     )
+    tour.add_argument(
+        "--lang",
+        default="en",
+        choices=("en", "zh"),
+        help="language of the walkthrough: en (default) or zh (中文)",
+    )
 
     ex = sub.add_parser(
         "explain",

@@ -17,6 +17,7 @@ from torch import Tensor
 from ..errors import BNValueError
 from ..nn import BatchNorm2d
 from ..stats import NORMALIZATIONS, Stats, combine, reduce
+from .lang import Say, say
 from .norms import explain_norm
 from .trace import Trace, explain
 
@@ -37,7 +38,11 @@ class Check:
     def ok(self) -> bool:
         return self.max_abs_diff <= self.tolerance
 
-    def line(self) -> str:
+    def line(self, lang: str = "en") -> str:
+        if lang == "zh":
+            verdict = "一致" if self.ok else "不一致"
+            what, against = say(self.what, lang), say(self.against, lang)
+            return f"{what} 与 {against} {verdict}：最大 |Δ| = {self.max_abs_diff:.1e}"
         verdict = "matches" if self.ok else "DIFFERS from"
         return f"{self.what} {verdict} {self.against}: max |Δ| = {self.max_abs_diff:.1e}"
 
@@ -177,9 +182,13 @@ def seed_fc() -> Section:
         "seed-fc",
         "Batch norm for a fully connected layer",
         "对全连接层做批量归一化",
-        "Input and output are (batch_size, n_feature). Each feature (column) gets its own mean "
-        "and variance over the batch (dim 0): mean = X.mean(dim=0), "
-        "var = ((X - mean) ** 2).mean(dim=0).",
+        Say(
+            "Input and output are (batch_size, n_feature). Each feature (column) gets its own "
+            "mean and variance over the batch (dim 0): mean = X.mean(dim=0), "
+            "var = ((X - mean) ** 2).mean(dim=0).",
+            "输入和输出的形状都是 (batch_size, n_feature)。每个特征（每一列）在小批量上（dim 0）"
+            "各有自己的均值和方差：mean = X.mean(dim=0)，var = ((X - mean) ** 2).mean(dim=0)。",
+        ),
         code=(
             "import torch\n\n"
             "batch_size = 10\ntorch.manual_seed(0)\nX_fc = torch.rand(batch_size,256)\n"
@@ -221,13 +230,20 @@ def seed_conv() -> Section:
     # move 2 does it right: each (h, w) position is a shard of N values; Chan's merge combines them
     shards = [reduce(X_cov[:, :, h : h + 1, w : w + 1]) for h in range(p) for w in range(q)]
     merged: Stats = combine(shards)
+    naive_v = [round(v, 6) for v in naive.flatten().tolist()]
+    slice_v = [round(v, 6) for v in mean_of_vars.flatten().tolist()]
+    true_v = [round(v, 6) for v in truth.tolist()]
     sec = Section(
         "seed-conv",
         "Batch norm for a convolutional layer",
         "对卷积层做批量归一化",
-        "Input and output are (batch_size, n_channel, p, q). Each channel gets one mean and "
-        "variance over the batch, height and width; keepdim=True keeps the shape (1, C, 1, 1) so "
-        "the statistics broadcast back over X.",
+        Say(
+            "Input and output are (batch_size, n_channel, p, q). Each channel gets one mean and "
+            "variance over the batch, height and width; keepdim=True keeps the shape (1, C, 1, 1) "
+            "so the statistics broadcast back over X.",
+            "输入和输出的形状都是 (batch_size, n_channel, p, q)。每个通道在小批量、高和宽上求一个"
+            "均值和一个方差；keepdim=True 保留形状 (1, C, 1, 1)，统计量才能广播回 X 上。",
+        ),
         code=(
             "import torch\n\nbatch_size, n_channel, p, q = 2, 2, 2, 2\n"
             "torch.manual_seed(0)\nX_cov = torch.rand(batch_size,n_channel,p,q)\n"
@@ -249,19 +265,22 @@ def seed_conv() -> Section:
         show_traces=False,  # the same tensor is tabulated in full in "seed-illustrated"
         checks=[
             Check(
-                "chained mean over dims 0, 2, 3",
+                Say("chained mean over dims 0, 2, 3", "沿维度 0、2、3 逐次求的均值"),
                 "X.mean(dim=(0, 2, 3))",
                 _diff(m023, at_once),
                 1e-6,
             ),
             Check(
-                "chained mean",
-                "bnlab μ_B (one reduce)",
+                Say("chained mean", "逐次求的均值"),
+                Say("bnlab μ_B (one reduce)", "bnlab 的 μ_B（一次归约）"),
                 _diff(m023.flatten(), trace["mean"].value),
                 1e-6,
             ),
             Check(
-                "Chan's merge of the 4 (h, w) shards' σ²",
+                Say(
+                    "Chan's merge of the 4 (h, w) shards' σ²",
+                    "用 Chan 公式合并 4 个 (h, w) 分片的 σ²",
+                ),
                 "torch.var(dim=(0, 2, 3))",
                 _diff(merged.var, truth),
                 1e-6,
@@ -269,15 +288,23 @@ def seed_conv() -> Section:
             *trace_checks(trace, "X_cov"),
         ],
         notes=[
-            "The mean chains because every link averages equally many values: a mean of means "
-            "is the mean.",
-            "The variance does not chain. Chaining .var() gives "
-            f"{[round(v, 6) for v in naive.flatten().tolist()]}, and even averaging the per-slice "
-            f"variances gives {[round(v, 6) for v in mean_of_vars.flatten().tolist()]}, but the "
-            f"channel variances are {[round(v, 6) for v in truth.tolist()]}: the spread between "
-            "the slices' means is lost. The book's chained formula works only because it "
-            "squares the deviations from the full mean first; merging (count, mean, M2) "
-            "with Chan's formula (bnlab's combine move) gets it right from the shards alone.",
+            Say(
+                "The mean chains because every link averages equally many values: a mean of "
+                "means is the mean.",
+                "均值可以逐次求，因为每一步平均的值一样多：均值的均值就是均值。",
+            ),
+            Say(
+                "The variance does not chain. Chaining .var() gives "
+                f"{naive_v}, and even averaging the per-slice variances gives {slice_v}, but the "
+                f"channel variances are {true_v}: the spread between the slices' means is lost. "
+                "The book's chained formula works only because it squares the deviations from "
+                "the full mean first; merging (count, mean, M2) with Chan's formula (bnlab's "
+                "combine move) gets it right from the shards alone.",
+                f"方差不能逐次求。逐次调用 .var() 得到 {naive_v}，即使把各切片的方差取平均也只得到 "
+                f"{slice_v}，而各通道真正的方差是 {true_v}：切片均值之间的差异丢掉了。书里逐次求的"
+                "公式之所以对，是因为它先对相对整体均值的偏差求平方；用 Chan 公式合并各分片的"
+                "（数量, 均值, M2）（bnlab 的合并一步）只靠分片本身就能得到正确结果。",
+            ),
         ],
         data={
             "chain_shapes": [list(m0.shape), list(m02.shape), list(m023.shape)],
@@ -302,9 +329,13 @@ def mean_dims() -> Section:
         "mean-dims",
         "How mean(dim) works",
         "均值方差计算公式: mean() 函数的参数",
-        "dim=0 averages down each column (one value per feature, shape (1, columns)); dim=1 "
-        "averages along each row (one value per sample, shape (rows, 1)); no dim averages every "
-        "element.",
+        Say(
+            "dim=0 averages down each column (one value per feature, shape (1, columns)); dim=1 "
+            "averages along each row (one value per sample, shape (rows, 1)); no dim averages "
+            "every element.",
+            "dim=0 沿每一列向下求平均（每个特征一个值，形状 (1, 列数)）；dim=1 沿每一行求平均"
+            "（每个样本一个值，形状 (行数, 1)）；不给 dim 则对全部元素求平均。",
+        ),
         code="import torch\n\nx = torch.arange(12.).reshape(4, 3)\n"
         "print(x.mean(dim=0, keepdim=True))\nprint(x.mean(dim=1, keepdim=True))\nprint(x.mean())",
         printed=[  # !s: format() of a 0-d tensor gives its bare item ("5.5"), not "tensor(5.5000)"
@@ -329,10 +360,16 @@ def mean_dims() -> Section:
         ],
         checks=[
             Check(
-                "bnlab reduce over dim 0", "x.mean(dim=0)", _diff(by_reduce0, mean0.flatten()), 0
+                Say("bnlab reduce over dim 0", "bnlab 沿维度 0 归约"),
+                "x.mean(dim=0)",
+                _diff(by_reduce0, mean0.flatten()),
+                0,
             ),
             Check(
-                "bnlab reduce over dim 1", "x.mean(dim=1)", _diff(by_reduce1, mean1.flatten()), 0
+                Say("bnlab reduce over dim 1", "bnlab 沿维度 1 归约"),
+                "x.mean(dim=1)",
+                _diff(by_reduce1, mean1.flatten()),
+                0,
             ),
         ],
         data={"dim0": mean0.tolist(), "dim1": mean1.tolist(), "all": mean_all.item()},
@@ -345,12 +382,17 @@ def why() -> Section:
         "why",
         "Why batch normalization",
         "《动手学深度学习Pytorch版》之批量归一化",
-        "In a deep network, even with standardized inputs, every parameter update shifts the "
-        "outputs of the layers near the output sharply. During training, batch normalization "
-        "uses the mean and standard deviation of the current mini-batch to keep re-centring and "
-        "re-scaling the intermediate outputs, so that they stay numerically stable. "
-        "(对深层神经网络来说,即使输入数据已做标准化,训练中模型参数的更新依然很容易造成靠近输出层"
-        "输出的剧烈变化。)",
+        Say(
+            "In a deep network, even with standardized inputs, every parameter update shifts the "
+            "outputs of the layers near the output sharply. During training, batch normalization "
+            "uses the mean and standard deviation of the current mini-batch to keep re-centring "
+            "and re-scaling the intermediate outputs, so that they stay numerically stable. "
+            "(对深层神经网络来说,即使输入数据已做标准化,训练中模型参数的更新依然很容易造成靠近"
+            "输出层输出的剧烈变化。)",
+            "对深层神经网络来说，即使输入数据已做标准化，训练中模型参数的更新依然很容易造成靠近"
+            "输出层输出的剧烈变化。批量归一化在训练时利用小批量上的均值和标准差，不断调整网络的"
+            "中间输出，使整个神经网络在各层的中间输出的数值更稳定。",
+        ),
     )
 
 
@@ -359,9 +401,14 @@ def formulas() -> Section:
         "formulas",
         "The formulas",
         "批量归一化方差均值计算",
-        "Over a mini-batch B of m values of one channel: the mean, the (biased) variance, the "
-        "normalized value and the scaled-and-shifted output. ε keeps the division safe when "
-        "σ²_B = 0. During training, running averages of μ_B and σ²_B are kept for prediction.",
+        Say(
+            "Over a mini-batch B of m values of one channel: the mean, the (biased) variance, the "
+            "normalized value and the scaled-and-shifted output. ε keeps the division safe when "
+            "σ²_B = 0. During training, running averages of μ_B and σ²_B are kept for prediction.",
+            "在一个通道的小批量 B（共 m 个值）上：均值、（有偏的）方差、标准化后的值，以及经过"
+            "拉伸参数 γ 和偏移参数 β 变换的输出。σ²_B = 0 时 ε 保证除法安全。训练时还会保存"
+            "μ_B 和 σ²_B 的移动平均，供预测时使用。",
+        ),
         printed=[
             "μ_B = (1/m) Σ_i x_i",
             "σ²_B = (1/m) Σ_i (x_i − μ_B)²",
@@ -381,15 +428,25 @@ def seed_illustrated() -> Section:
         "seed-illustrated",
         "Batch norm, illustrated",
         "批量归一化图解",
-        "A batch of shape (2, 2, 2, 2): 2 samples, 2 channels (depths), each 2 × 2. Step 1: per "
-        "channel, the mean and variance over batch, height and width (shape [1, 2, 1, 1]). "
-        "Step 2: each channel has its own γ and β — the first channel (c = 0): γ = 2, β = 3; "
-        "the second (c = 1): γ = 5, β = 8 — and the output is γ·x̂ + β, channel by channel.",
+        Say(
+            "A batch of shape (2, 2, 2, 2): 2 samples, 2 channels (depths), each 2 × 2. Step 1: "
+            "per channel, the mean and variance over batch, height and width (shape "
+            "[1, 2, 1, 1]). Step 2: each channel has its own γ and β — the first channel (c = 0): "
+            "γ = 2, β = 3; the second (c = 1): γ = 5, β = 8 — and the output is γ·x̂ + β, "
+            "channel by channel.",
+            "一个形状为 (2, 2, 2, 2) 的小批量：2 个样本，2 个通道（深度），每个 2 × 2。第 1 步："
+            "按通道在小批量、高和宽上求均值和方差（形状 [1, 2, 1, 1]）。第 2 步：每个通道有自己的"
+            "拉伸参数 γ 和偏移参数 β——第一个通道（c = 0）：γ = 2，β = 3；第二个通道（c = 1）："
+            "γ = 5，β = 8——输出逐通道地等于 γ·x̂ + β。",
+        ),
         code="import torch\nfrom bnlab.explain import explain\n\n"
         "torch.manual_seed(0)\nX = torch.rand(2, 2, 2, 2)\n"
         "trace = explain(X, weight=[2, 5], bias=[3, 8])  # every step, as computed\n"
         "print(trace)",
-        printed=[_size(X), "step 1: " + _size((1, 2, 1, 1))],
+        printed=[
+            _size(X),
+            Say("step 1: " + _size((1, 2, 1, 1)), "第 1 步：" + _size((1, 2, 1, 1))),
+        ],
         traces={"illustrated": trace},
         figures=[
             FigureSpec(
@@ -452,15 +509,22 @@ def predict(steps: int = 60) -> Section:
         )
     figs = _figures
     rm, rv = ours.running_mean, ours.running_var
+    rm_4, rv_4 = [round(v, 4) for v in rm.tolist()], [round(v, 4) for v in rv.tolist()]
     sec = Section(
         "predict",
         "Batch norm at prediction time",
         "预测时的批量归一化",
-        "During training each batch is normalized with its own mean and variance, and running "
-        "averages (momentum 0.1) of them are kept. At prediction time (model.eval()) those running "
-        "statistics normalize instead, so a prediction does not depend on which other examples "
-        "share its batch. Here 2-channel batches from a population with means (3, −1) and standard "
-        f"deviations (2, 0.5) are fed for {steps} steps.",
+        Say(
+            "During training each batch is normalized with its own mean and variance, and "
+            "running averages (momentum 0.1) of them are kept. At prediction time (model.eval()) "
+            "those running statistics normalize instead, so a prediction does not depend on which "
+            "other examples share its batch. Here 2-channel batches from a population with means "
+            f"(3, −1) and standard deviations (2, 0.5) are fed for {steps} steps.",
+            "训练时，每个小批量用它自己的均值和方差做标准化，同时保存它们的移动平均（动量 0.1）。"
+            "预测时（model.eval()）改用这些移动平均的统计量做标准化，于是一个预测不再取决于同一个"
+            "小批量里还有哪些样本。这里从均值为 (3, −1)、标准差为 (2, 0.5) 的总体中抽取 2 个通道的"
+            f"小批量，连续训练 {steps} 步。",
+        ),
         code="import torch\nimport bnlab\n\n"
         "g = torch.Generator().manual_seed(0)\n"
         "mean, std = torch.tensor([3.0, -1.0]), torch.tensor([2.0, 0.5])\n\n"
@@ -473,9 +537,14 @@ def predict(steps: int = 60) -> Section:
         "print(bn.running_mean, bn.running_var)\n"
         "bn.eval()\nprint(bn(batch(2, 2, 2, 2)))  # prediction: the running statistics",
         printed=[
-            f"after {steps} steps: running_mean = {[round(v, 4) for v in rm.tolist()]}, "
-            f"running_var = {[round(v, 4) for v in rv.tolist()]}",
-            f"population: mean = {pop_mean.tolist()}, var = {pop_std.square().tolist()}",
+            Say(
+                f"after {steps} steps: running_mean = {rm_4}, running_var = {rv_4}",
+                f"{steps} 步之后：running_mean = {rm_4}，running_var = {rv_4}",
+            ),
+            Say(
+                f"population: mean = {pop_mean.tolist()}, var = {pop_std.square().tolist()}",
+                f"总体：均值 = {pop_mean.tolist()}，方差 = {pop_std.square().tolist()}",
+            ),
         ],
         traces={"train": y_train, "eval": eval_trace},
         figures=[
@@ -498,31 +567,46 @@ def predict(steps: int = 60) -> Section:
         ],
         checks=[
             Check(
-                f"running_mean after {steps} steps",
+                Say(f"running_mean after {steps} steps", f"{steps} 步之后的 running_mean"),
                 "torch.nn.BatchNorm2d",
                 _diff(rm, theirs.running_mean),
             ),
             Check(
-                f"running_var after {steps} steps",
+                Say(f"running_var after {steps} steps", f"{steps} 步之后的 running_var"),
                 "torch.nn.BatchNorm2d",
                 _diff(rv, theirs.running_var),
             ),
-            Check("eval-mode output", "torch.nn.BatchNorm2d.eval()", _diff(y_eval_mod, y_eval_ref)),
             Check(
-                "explain (eval) output",
+                Say("eval-mode output", "预测模式的输出"),
+                "torch.nn.BatchNorm2d.eval()",
+                _diff(y_eval_mod, y_eval_ref),
+            ),
+            Check(
+                Say("explain (eval) output", "explain（预测模式）的输出"),
                 "bnlab.nn.BatchNorm2d.eval()",
                 _diff(eval_trace.output, y_eval_mod),
                 0,
             ),
         ],
         notes=[
-            "Train mode: a new batch of 2 samples (8 values per channel) is normalized by its own "
-            "statistics, so its output has mean 0 and variance 1 per channel exactly — whatever "
-            "the batch happens to hold, and every output depends on the other samples in it.",
-            "Eval mode: the running statistics normalize it instead. Its output is not exactly "
-            "mean 0 and variance 1, because 8 values' statistics differ from the population's by "
-            "sampling noise; but each sample's output now depends on that sample alone, which is "
-            "what a prediction needs.",
+            Say(
+                "Train mode: a new batch of 2 samples (8 values per channel) is normalized by its "
+                "own statistics, so its output has mean 0 and variance 1 per channel exactly — "
+                "whatever the batch happens to hold, and every output depends on the other "
+                "samples in it.",
+                "训练模式：一个新的小批量（2 个样本，每个通道 8 个值）用它自己的统计量做标准化，"
+                "所以无论其中是什么数，输出在每个通道上的均值都恰好是 0、方差恰好是 1——而每个"
+                "输出都取决于同一小批量里的其他样本。",
+            ),
+            Say(
+                "Eval mode: the running statistics normalize it instead. Its output is not "
+                "exactly mean 0 and variance 1, because 8 values' statistics differ from the "
+                "population's by sampling noise; but each sample's output now depends on that "
+                "sample alone, which is what a prediction needs.",
+                "预测模式：改用移动平均的统计量做标准化。输出的均值和方差不再恰好是 0 和 1，"
+                "因为 8 个值的统计量与总体的统计量之间有抽样误差；但现在每个样本的输出只取决于"
+                "它自己，这正是预测所需要的。",
+            ),
         ],
         data={
             "history_mean": history_mean,
@@ -554,21 +638,44 @@ def axes(groups: int = 2) -> Section:
         "instance": "instance_norm",
         "group": "group_norm",
     }
+    per, c = x.shape[1] // groups, x.shape[1]
     shares = {
-        "batch": "one channel across every sample and position: axes (N, H, W)",
-        "layer": "one sample across every channel and position: axes (C, H, W)",
-        "instance": "one sample and one channel: axes (H, W)",
-        "group": f"one sample and one group of {_plural(x.shape[1] // groups, 'channel')} "
-        f"(C = {x.shape[1]} in G = {_plural(groups, 'group')}): axes (C/G, H, W)",
+        "batch": Say(
+            "one channel across every sample and position: axes (N, H, W)",
+            "一个通道，跨所有样本和位置：维度 (N, H, W)",
+        ),
+        "layer": Say(
+            "one sample across every channel and position: axes (C, H, W)",
+            "一个样本，跨所有通道和位置：维度 (C, H, W)",
+        ),
+        "instance": Say(
+            "one sample and one channel: axes (H, W)", "一个样本的一个通道：维度 (H, W)"
+        ),
+        "group": Say(
+            f"one sample and one group of {_plural(per, 'channel')} "
+            f"(C = {c} in G = {_plural(groups, 'group')}): axes (C/G, H, W)",
+            f"一个样本的一组 {per} 个通道（C = {c} 分成 G = {groups} 组）：维度 (C/G, H, W)",
+        ),
+    }
+    names_zh = {
+        "batch": "批量归一化",
+        "layer": "层归一化",
+        "instance": "实例归一化",
+        "group": "组归一化",
     }
     return Section(
         "axes",
         "Which elements share one mean and variance",
         "批量/层/实例/组归一化",
-        "Batch norm is one choice of axes for the reduce move. Layer, instance and group norm "
-        "reduce over other axes of the N × C × (H·W) cube; bnlab computes all four with the same "
-        "reduce and checks them against torch.",
-        printed=[f"{k:>8} norm: {v}" for k, v in shares.items()],
+        Say(
+            "Batch norm is one choice of axes for the reduce move. Layer, instance and group norm "
+            "reduce over other axes of the N × C × (H·W) cube; bnlab computes all four with the "
+            "same reduce and checks them against torch.",
+            "批量归一化只是归约时选取维度的一种方式。层归一化、实例归一化和组归一化在 "
+            "N × C × (H·W) 这个立方体的其他维度上归约；bnlab 用同一个归约计算这四种归一化，"
+            "并与 torch 对照检查。",
+        ),
+        printed=[Say(f"{k:>8} norm: {v}", f"{names_zh[k]}：{v.zh}") for k, v in shares.items()],
         figures=[
             FigureSpec(
                 "axes",
@@ -578,7 +685,7 @@ def axes(groups: int = 2) -> Section:
         ],
         checks=[
             Check(
-                f"{k} norm via bnlab reduce",
+                Say(f"{k} norm via bnlab reduce", f"{names_zh[k]}（bnlab 归约）"),
                 f"torch.nn.functional.{fn[k]}",
                 _diff(ours[k], theirs[k]),
                 1e-10,

@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable, Mapping
 
 from .examples import Check, Section
+from .lang import caption, say, step_title
 from .trace import Trace
 
 CSS = """
@@ -21,9 +22,10 @@ h2 { border-bottom: 2px solid #d8dee6; padding-bottom: 0.2em; margin-top: 2em; }
 h2 .zh, h1 .zh { color: #5b6570; font-weight: normal; margin-left: 0.6em; }
 pre { background: #f4f6f8; padding: 0.7em 1em; border-radius: 4px; overflow-x: auto; }
 pre.printed { background: #fbfbf2; }
-table.bn { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+table.bn { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em;
+           display: block; max-width: 100%; overflow-x: auto; }
 table.bn th, table.bn td { border: 1px solid #d0d6dd; padding: 0.2em 0.6em; text-align: right; }
-table.bn th { background: #eef1f4; }
+table.bn th { background: #eef1f4; white-space: nowrap; }
 table.bn td.l, table.bn th.l { text-align: left; }
 table.bn code { white-space: nowrap; }
 .check { font-family: monospace; margin: 0.15em 0; }
@@ -34,8 +36,14 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #e3e7eb; }
 figcaption { color: #5b6570; font-size: 0.9em; }
 nav ol { columns: 2; }
+.check { overflow-wrap: anywhere; }
+@media (max-width: 600px) { nav ol { columns: 1; } body { margin: 1em auto; } }
 .same { color: #1a7f37; }
 """.strip()
+
+
+# phones show the page at their own width, and wide tables scroll inside their box
+VIEWPORT = "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
 
 
 def esc(text: object) -> str:
@@ -51,16 +59,19 @@ def _n(v: float) -> str:
     return f"{v:.6f}"
 
 
-def trace_fragment(trace: Trace) -> str:
+def trace_fragment(trace: Trace, lang: str = "en") -> str:
     """Per-channel statistics, the steps and every element, as HTML tables."""
     x = trace.input
     c_count = trace.channels
     m = x.numel() // max(c_count, 1)
-    mode = "training (batch statistics)" if trace.training else "eval (running statistics)"
-    parts = [
-        f"<p>batch norm in {esc(mode)}, ε = {trace.eps:g}, input "
-        f"<code>torch.Size({esc(list(x.shape))})</code></p>"
-    ]
+    mode = say(
+        "training (batch statistics)" if trace.training else "eval (running statistics)", lang
+    )
+    size = f"<code>torch.Size({esc(list(x.shape))})</code>"
+    if lang == "zh":
+        parts = [f"<p>批量归一化，{esc(mode)}，ε = {trace.eps:g}，输入 {size}</p>"]
+    else:
+        parts = [f"<p>batch norm in {esc(mode)}, ε = {trace.eps:g}, input {size}</p>"]
     rows = "".join(
         f"<tr><td>{c}</td><td>{m}</td><td>{_n(trace['mean'].value[c])}</td>"
         f"<td>{_n(trace['var'].value[c])}</td><td>{trace.gamma[c]:g}</td>"
@@ -73,15 +84,16 @@ def trace_fragment(trace: Trace) -> str:
     )
     keep = trace.keepdim_shape
     steps = "".join(
-        f"<tr><td>{i}</td><td class='l'>{esc(s.title)}</td><td class='l'>{esc(s.formula)}</td>"
+        f"<tr><td>{i}</td><td class='l'>{esc(step_title(s.name, s.title, trace.training, lang))}"
+        f"</td><td class='l'>{esc(s.formula)}</td>"
         f"<td class='l'><code>torch.Size({esc(keep if s.reduced_axes else list(s.shape))})"
         f"</code></td><td class='l'>{esc(list(s.reduced_axes)) if s.reduced_axes else ''}</td></tr>"
         for i, s in enumerate(trace.steps, 1)
     )
     parts.append(
-        "<table class='bn'><tr><th>#</th><th class='l'>step</th><th class='l'>formula"
-        "</th><th class='l'>shape</th><th class='l'>reduced dims</th></tr>"
-        f"{steps}</table>"
+        f"<table class='bn'><tr><th>#</th><th class='l'>{say('step', lang)}</th>"
+        f"<th class='l'>{say('formula', lang)}</th><th class='l'>{say('shape', lang)}</th>"
+        f"<th class='l'>{say('reduced dims', lang)}</th></tr>{steps}</table>"
     )
     if x.numel() <= 256:
         xc, xh, y = trace["x_minus_mean"].value, trace["xhat"].value, trace.output
@@ -102,7 +114,7 @@ def trace_fragment(trace: Trace) -> str:
                     f"<td>{_n(d)}</td><td>{_n(e)}</td></tr>"
                 )
         parts.append(
-            "<table class='bn'><tr><th>c</th><th>index</th><th>x</th><th>x − μ</th>"
+            f"<table class='bn'><tr><th>c</th><th>{say('index', lang)}</th><th>x</th><th>x − μ</th>"
             f"<th>x̂</th><th>y = γ·x̂ + β</th></tr>{''.join(body)}</table>"
         )
     if "running_mean" in trace:
@@ -113,70 +125,92 @@ def trace_fragment(trace: Trace) -> str:
         parts.append(
             f"<table class='bn'><tr><th>c</th><th>running_mean</th>"
             f"<th>running_var</th></tr>{run}</table>"
-            f"<p>running statistics after this step (momentum {trace.momentum:g})</p>"
+            + (
+                f"<p>这一步之后的移动平均统计量（动量 {trace.momentum:g}）</p>"
+                if lang == "zh"
+                else f"<p>running statistics after this step (momentum {trace.momentum:g})</p>"
+            )
         )
     return "<div class='bnlab-trace'>" + "\n".join(parts) + "</div>"
 
 
-def section_html(section: Section, images: Mapping[str, bytes]) -> str:
+def section_html(section: Section, images: Mapping[str, bytes], lang: str = "en") -> str:
+    heading = (
+        esc(section.title_zh)
+        if lang == "zh"
+        else f"{esc(section.title)}<span class='zh' lang='zh'>{esc(section.title_zh)}</span>"
+    )
     out = [
         f"<section id='{esc(section.key)}'>",
-        f"<h2>{esc(section.title)}<span class='zh' lang='zh'>{esc(section.title_zh)}</span></h2>",
-        f"<p>{esc(section.intro)}</p>",
+        f"<h2>{heading}</h2>",
+        f"<p>{esc(say(section.intro, lang))}</p>",
     ]
     if section.code:
         out.append(f"<pre><code>{esc(section.code)}</code></pre>")
     if section.printed:
-        label = "prints (computed now)" if section.code else ""
+        label = say("prints (computed now)", lang) if section.code else ""
         if label:
             out.append(f"<p>{label}:</p>")
-        out.append(f"<pre class='printed'>{esc(chr(10).join(section.printed))}</pre>")
+        printed = chr(10).join(say(p, lang) for p in section.printed)
+        out.append(f"<pre class='printed'>{esc(printed)}</pre>")
         if section.source_printed:
             same = section.matches_source
             out.append(
-                "<p class='same'>identical to what the source printed</p>"
+                f"<p class='same'>{say('identical to what the source printed', lang)}</p>"
                 if same
-                else f"<p>the source printed:</p><pre>{esc(chr(10).join(section.source_printed))}"
-                "</pre>"
+                else f"<p>{say('the source printed:', lang)}</p>"
+                f"<pre>{esc(chr(10).join(section.source_printed))}</pre>"
             )
     for name, trace in section.traces.items() if section.show_traces else ():
         if trace.input.numel() <= 64:
-            out.append(f"<h3>trace: {esc(name)}</h3>{trace_fragment(trace)}")
+            out.append(f"<h3>{say('trace', lang)}: {esc(name)}</h3>{trace_fragment(trace, lang)}")
     for fig in section.figures:
         if fig.key in images:
+            words = esc(caption(fig.key, fig.caption, lang))
             out.append(
-                f"<figure><img alt='{esc(fig.caption)}' src='{data_uri(images[fig.key])}'>"
-                f"<figcaption>{esc(fig.caption)}</figcaption></figure>"
+                f"<figure><img alt='{words}' src='{data_uri(images[fig.key])}'>"
+                f"<figcaption>{words}</figcaption></figure>"
             )
-    out.extend(check_lines(section.checks))
+    out.extend(check_lines(section.checks, lang))
     for note in section.notes:
-        out.append(f"<p class='note'>{esc(note)}</p>")
+        out.append(f"<p class='note'>{esc(say(note, lang))}</p>")
     out.append("</section>")
     return "\n".join(out)
 
 
 def page(
-    title: str, title_zh: str, intro: str, sections: Iterable[Section], images: Mapping[str, bytes]
+    title: str,
+    title_zh: str,
+    intro: str,
+    sections: Iterable[Section],
+    images: Mapping[str, bytes],
+    lang: str = "en",
 ) -> str:
     """One self-contained HTML page walking through ``sections`` in order."""
     sections = list(sections)
-    nav = "".join(
-        f"<li><a href='#{esc(s.key)}'>{esc(s.title)}</a> "
-        f"<span lang='zh'>{esc(s.title_zh)}</span></li>"
-        for s in sections
-    )
-    body = "\n".join(section_html(s, images) for s in sections)
+    if lang == "zh":
+        nav = "".join(f"<li><a href='#{esc(s.key)}'>{esc(s.title_zh)}</a></li>" for s in sections)
+        h1, head_title = esc(title_zh), esc(title_zh)
+    else:
+        nav = "".join(
+            f"<li><a href='#{esc(s.key)}'>{esc(s.title)}</a> "
+            f"<span lang='zh'>{esc(s.title_zh)}</span></li>"
+            for s in sections
+        )
+        h1 = f"{esc(title)}<span class='zh' lang='zh'>{esc(title_zh)}</span>"
+        head_title = esc(title)
+    body = "\n".join(section_html(s, images, lang) for s in sections)
     return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{esc(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
-        f"<h1>{esc(title)}<span class='zh' lang='zh'>{esc(title_zh)}</span></h1>\n"
-        f"<p>{esc(intro)}</p>\n<nav><ol>{nav}</ol></nav>\n{body}\n</body>\n</html>\n"
+        f"<!DOCTYPE html>\n<html lang='{lang}'>\n<head>\n<meta charset='utf-8'>\n{VIEWPORT}"
+        f"<title>{head_title}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
+        f"<h1>{h1}</h1>\n"
+        f"<p>{esc(say(intro, lang))}</p>\n<nav><ol>{nav}</ol></nav>\n{body}\n</body>\n</html>\n"
     )
 
 
-def check_lines(checks: Iterable[Check]) -> list[str]:
+def check_lines(checks: Iterable[Check], lang: str = "en") -> list[str]:
     """One paragraph per check against torch, marked ✓ or ✗ by the stylesheet."""
-    return [f"<p class='check {'ok' if c.ok else 'bad'}'>{esc(c.line())}</p>" for c in checks]
+    return [f"<p class='check {'ok' if c.ok else 'bad'}'>{esc(c.line(lang))}</p>" for c in checks]
 
 
 def trace_page(
@@ -192,7 +226,7 @@ def trace_page(
         for k, v in images.items()
     )
     return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n{VIEWPORT}"
         f"<title>bnlab explain</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
         f"<h1>Batch normalization, step by step</h1>\n{trace_fragment(trace)}\n"
         f"{''.join(check_lines(checks))}\n{figs}\n"

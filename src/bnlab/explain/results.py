@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .examples import Check, FigureSpec, Section
+from .lang import Say
 
 LENETS = ("lenet-bn", "lenet-bn-torch", "lenet-bn-d2l", "lenet", "lenet-lr1")
 
@@ -43,10 +44,17 @@ def experiments_section() -> Section:
         "experiments",
         "The book's experiment: LeNet with and without BN",
         "在 Fashion-MNIST 上训练 LeNet:有无批量归一化",
-        "The chapter trains LeNet with BN after every convolutional and fully connected layer on "
-        "Fashion-MNIST (10 epochs, batch 256, lr 1.0) and contrasts it with plain LeNet. These "
-        "runs were made with bnlab train on the real data; the BN paper's Figure 1 (the input "
-        "of a sigmoid through training, with and without BN) is redrawn from its §4.1 network.",
+        Say(
+            "The chapter trains LeNet with BN after every convolutional and fully connected layer "
+            "on Fashion-MNIST (10 epochs, batch 256, lr 1.0) and contrasts it with plain LeNet. "
+            "These runs were made with bnlab train on the real data; the BN paper's Figure 1 (the "
+            "input of a sigmoid through training, with and without BN) is redrawn from its §4.1 "
+            "network.",
+            "书中在 Fashion-MNIST 上训练每个卷积层和全连接层之后都加了批量归一化的 LeNet（10 个"
+            "迭代周期，批量大小 256，学习率 1.0），并与不加批量归一化的 LeNet 对比。这些结果由 "
+            "bnlab train 在真实数据上训练得到；BN 论文的图 1（训练过程中某个 sigmoid 的输入，"
+            "有无批量归一化）按论文 §4.1 的网络重新画出。",
+        ),
         code="bnlab train lenet-bn          # and lenet-bn-torch, lenet-bn-d2l, lenet, lenet-lr1\n"
         "bnlab train bn-paper-fig1\nbnlab train lr-sweep",
         code_lang="shell",
@@ -54,16 +62,27 @@ def experiments_section() -> Section:
     root = results_dir()
     found = [root / n for n in LENETS if root and (root / n / "metrics.jsonl").exists()]
     if not found:
-        sec.notes.append("No committed runs were found (docs/results/): run the commands above.")
+        sec.notes.append(
+            Say(
+                "No committed runs were found (docs/results/): run the commands above.",
+                "没有找到已提交的训练结果（docs/results/）：请运行上面的命令。",
+            )
+        )
         return sec
     runs, _ = compare.expand(found)
     for r in runs:
         f = r.final
-        sec.printed.append(
+        en = (
             f"{r.name:<15} epoch {f['epoch']:>2}: train loss {f['train_loss']:.3f}, "
             f"train acc {f['train_acc']:.3f}, test acc {f['test_acc']:.3f}"
             + (f", precise-BN {r.precise:.3f}" if r.precise is not None else "")
         )
+        zh = (
+            f"{r.name:<15} 第 {f['epoch']:>2} 轮：训练损失 {f['train_loss']:.3f}，"
+            f"训练准确率 {f['train_acc']:.3f}，测试准确率 {f['test_acc']:.3f}"
+            + (f"，重算统计量后 {r.precise:.3f}" if r.precise is not None else "")
+        )
+        sec.printed.append(Say(en, zh))
     sec.figures.append(
         FigureSpec(
             "experiments-curves",
@@ -78,8 +97,14 @@ def experiments_section() -> Section:
             diff = max(abs(x["train_loss"] - y["train_loss"]) for x, y in zip(a, b, strict=True))
             sec.checks.append(
                 Check(
-                    "LeNet-BN trained with bnlab's BN, per-epoch train loss",
-                    "the same run with torch.nn.BatchNorm2d/1d",
+                    Say(
+                        "LeNet-BN trained with bnlab's BN, per-epoch train loss",
+                        "用 bnlab 的批量归一化训练的 LeNet-BN，逐轮的训练损失",
+                    ),
+                    Say(
+                        "the same run with torch.nn.BatchNorm2d/1d",
+                        "用 torch.nn.BatchNorm2d/1d 的同一次训练",
+                    ),
                     diff,
                     1e-4,
                 )

@@ -9,14 +9,18 @@ from pathlib import Path
 from rich.console import Console
 
 from . import examples, html, text
+from .lang import Say, check_lang
 
 TITLE = "Batch normalization, understood and visualized"
 TITLE_ZH = "批量归一化理解与可视化"
-INTRO = (
+INTRO = Say(
     "A walk through the batch-normalization chapter of Dive into Deep Learning (PyTorch), after "
     "the blog post 《动手学深度学习Pytorch版》之批量归一化理解与可视化, whose pictures were lost. "
     "Every number on this page was computed by bnlab when the page was generated, and every "
-    "computed step is checked against torch.nn.BatchNorm*d."
+    "computed step is checked against torch.nn.BatchNorm*d.",
+    "跟着博文《动手学深度学习Pytorch版》之批量归一化理解与可视化（原文的图已经丢失），"
+    "走一遍《动手学深度学习》（PyTorch 版）的批量归一化一章。本页的每个数都是 bnlab 在生成页面时"
+    "现场算出来的，每一步计算都与 torch.nn.BatchNorm*d 对照检查过。",
 )
 
 
@@ -43,14 +47,18 @@ def render_figures(sections: list[examples.Section]) -> dict[str, bytes]:
     return images
 
 
-def run(out_dir: str | Path, console: Console | None = None) -> TourResult:
-    """Compute every section, print the walkthrough, write ``out_dir/index.html`` and PNGs."""
+def run(out_dir: str | Path, console: Console | None = None, lang: str = "en") -> TourResult:
+    """Compute every section, print the walkthrough, write ``out_dir/index.html`` and PNGs.
+
+    ``lang`` is ``"en"`` or ``"zh"``: the same numbers, told in that language.
+    """
+    check_lang(lang)
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections = build_sections()
     if console is not None:
-        text.render_sections(sections, console)
+        text.render_sections(sections, console, lang)
     images = render_figures(sections)
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
@@ -60,13 +68,21 @@ def run(out_dir: str | Path, console: Console | None = None) -> TourResult:
         p.write_bytes(png)
         paths.append(p)
     index = out / "index.html"
-    index.write_text(html.page(TITLE, TITLE_ZH, INTRO, sections, images), encoding="utf-8")
+    index.write_text(html.page(TITLE, TITLE_ZH, INTRO, sections, images, lang), encoding="utf-8")
     seconds = time.perf_counter() - t0
     if console is not None:
         bad = [c for s in sections for c in s.checks if not c.ok]
-        console.print(
-            f"{sum(len(s.checks) for s in sections) - len(bad)} checks against torch "
-            f"passed, {len(bad)} failed; {len(images)} figures; {seconds:.1f} s"
-        )
-        console.print(f"wrote {index.resolve()}")
+        passed = sum(len(s.checks) for s in sections) - len(bad)
+        if lang == "zh":
+            console.print(
+                f"与 torch 对照的检查：通过 {passed} 项，失败 {len(bad)} 项；"
+                f"{len(images)} 幅图；{seconds:.1f} 秒"
+            )
+            console.print(f"已写入 {index.resolve()}")
+        else:
+            console.print(
+                f"{passed} checks against torch passed, {len(bad)} failed; "
+                f"{len(images)} figures; {seconds:.1f} s"
+            )
+            console.print(f"wrote {index.resolve()}")
     return TourResult(index, paths, sections, seconds)
