@@ -327,12 +327,14 @@ def test_not_a_run_nor_a_suite_raises(tmp_path):
 def test_curves_figure_has_three_panels_and_a_legend(two_runs):
     runs = [compare.load_run(p) for p in two_runs]
     fig = compare.curves_figure(runs)
-    assert len(fig.axes) == 3
+    panels = [ax for ax in fig.axes if ax.axison]  # two rows of two: the fourth holds the legend
+    assert len(panels) == 3 and len(fig.axes) == 4
+    assert fig.axes[3].get_legend() is not None
     words = texts(fig)
     assert "lenet-bn" in words and "lenet" in words and "precise-BN" in words
     # one solid line per run in each panel, plus lenet-bn's precise-BN marker in the test panel
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 3]
-    precise = fig.axes[2].lines[1]
+    assert [len(ax.lines) for ax in panels] == [2, 2, 3]
+    precise = panels[2].lines[1]
     assert precise.get_linestyle() == "None" and list(precise.get_ydata()) == [0.8123]
 
 
@@ -343,6 +345,24 @@ def test_curves_that_coincide_are_named(tmp_path):
     assert "bnlab-bn and torch-bn lie on top of each other" in texts(fig)
     widths = [line.get_linewidth() for line in fig.axes[0].lines]
     assert widths[0] > widths[1]  # the first drawn wider, so both stay visible
+
+
+def test_identical_runs_share_a_legend_entry_and_differ_in_dashes_and_markers(tmp_path):
+    names = ("lenet-bn", "lenet-bn-torch", "lenet-bn-d2l")
+    same = [compare.load_run(fake_run(tmp_path / n, n)) for n in names]
+    other = compare.load_run(fake_run(tmp_path / "lenet", "lenet", model="lenet", shift=0.1))
+    fig = compare.curves_figure([*same, other])
+    legend = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]
+    assert "lenet-bn = lenet-bn-torch\n= lenet-bn-d2l (identical)" in legend
+    assert "lenet" in legend and not any(t == "lenet-bn-torch" for t in legend)
+    lines = fig.axes[0].lines[:3]  # the three coincident runs, in order
+    dashes = {str(line.get_linestyle()) + str(line._dash_pattern) for line in lines}
+    assert len(dashes) == 3
+    assert len({line.get_marker() for line in lines}) == 3
+    # markers on alternate epochs: no two runs put a marker on the same epoch
+    every = [line.get_markevery() for line in lines]
+    assert every == [(0, 3), (1, 3), (2, 3)]
+    assert len({line.get_linewidth() for line in lines}) == 3  # wide to narrow
 
 
 def test_bands_figure_defaults_to_each_runs_last_layer_and_shares_y(fig1_suite):

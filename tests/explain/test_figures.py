@@ -11,6 +11,8 @@ matplotlib = pytest.importorskip("matplotlib")
 
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.mathtext import MathTextParser  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from bnlab.errors import BNValueError  # noqa: E402
@@ -78,6 +80,8 @@ FACTORIES = {
     "stats": lambda tr: F.stats_figure(tr),
     "affine": lambda tr: F.affine_figure(tr),
     "walkthrough": lambda tr: F.walkthrough_figure(tr),
+    "xhat": lambda tr: F.xhat_figure(tr),
+    "broadcast": lambda tr: F.broadcast_figure(tr),
     "mean_dims": lambda tr: F.mean_dims_figure(torch.arange(12.0).reshape(4, 3)),
     "running": lambda tr: F.running_figure(*_running_args()),
     "train_eval": lambda tr: F.train_eval_figure(*_train_eval_args()),
@@ -113,6 +117,8 @@ def test_other_shapes(shape):
         F.stats_figure(tr),
         F.affine_figure(tr),
         F.walkthrough_figure(tr),
+        F.xhat_figure(tr),
+        F.broadcast_figure(tr),
     ):
         assert F.render(fig, "png").startswith(b"\x89PNG")
 
@@ -123,7 +129,7 @@ def test_eval_trace(x):
     t = texts(fig)
     assert "0.4000" in t and "0.0700" in t  # the running statistics are what is drawn
     assert any("running_mean" in s for s in t)
-    for f in (fig, F.affine_figure(tr), F.walkthrough_figure(tr)):
+    for f in (fig, F.affine_figure(tr), F.walkthrough_figure(tr), F.xhat_figure(tr)):
         assert F.render(f, "png").startswith(b"\x89PNG")
 
 
@@ -221,11 +227,154 @@ def test_axes_titles():
 
 
 def test_channel_colours_are_consistent(trace):
-    for fig in (F.tensor_figure(trace), F.stats_figure(trace), F.affine_figure(trace)):
+    for fig in (
+        F.tensor_figure(trace),
+        F.stats_figure(trace),
+        F.affine_figure(trace),
+        F.xhat_figure(trace),
+        F.broadcast_figure(trace),
+        F.walkthrough_figure(trace),
+    ):
         for c in range(2):
             heads = [t for t in fig.findobj(Text) if t.get_text() == f"channel c={c}"]
             assert heads, c
-            assert all(to_hex(t.get_color()) == F.PALETTE[c] for t in heads)
+            assert all(to_hex(t.get_color()) == F.style.channel_text_color(c) for t in heads)
+
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+
+
+@pytest.mark.parametrize("c", range(10))
+def test_channels_use_the_okabe_ito_list(c):
+    assert F.channel_color(c) == OKABE_ITO[c % 8]
+
+
+@pytest.mark.parametrize("c", range(8))
+def test_channel_text_keeps_contrast(c):
+    """Channel-coloured text on white, and ink on every tint a cell gets, read at 4.5:1."""
+    text = F.style.channel_text_color(c)
+    assert F.style.contrast(text, "white") >= 4.5
+    r, g, b = (int(text[i : i + 2], 16) for i in (1, 3, 5))  # the same hue, only darker
+    ref = [int(OKABE_ITO[c][i : i + 2], 16) for i in (1, 3, 5)]
+    assert max(ref) == 0 or all(
+        abs(v / max(ref) * max(r, g, b) - w) <= 2 for v, w in zip(ref, (r, g, b), strict=True)
+    )
+    for amount in (0.12, 0.2, 0.35, 0.4, 0.82):
+        face = F.style._tint(F.channel_color(c), amount)
+        assert F.style.contrast(F.style.ink_on(face), face) >= 4.5, amount
+    assert F.style.contrast(F.style.channel_edge_color(c), "white") >= 1.8  # yellow outlines show
+
+
+def test_eight_channels_every_cell_text_has_contrast():
+    torch.manual_seed(2)
+    for step in ("input", "xhat"):
+        fig = F.tensor_figure(explain(torch.rand(2, 8, 1, 1)), step)
+        cells = {
+            (round(p.get_x() + p.get_width() / 2, 3), round(p.get_y() + p.get_height() / 2, 3)): p
+            for p in fig.axes[0].patches
+            if isinstance(p, Rectangle) and p.get_width() == 1 and p.get_facecolor()[3] > 0
+        }
+        checked = 0
+        for t in fig.findobj(Text):
+            p = cells.get((round(t.get_position()[0], 3), round(t.get_position()[1], 3)))
+            if p is not None and t.get_text():
+                assert F.style.contrast(t.get_color(), p.get_facecolor()) >= 4.5, t.get_text()
+                checked += 1
+        assert checked == 16
+
+
+# --- diverging colour maps for x − μ and x̂ ---------------------------------------------------
+
+
+def test_diverging_limits_are_symmetric_and_round():
+    assert F.style.diverging_limit([-1.52, 1.85]) == 2
+    assert F.style.diverging_limit([0.45, -0.3]) == 0.5
+    assert F.style.diverging_limit([0.0]) == 1.0
+    assert F.style.diverging_limit([-3.0]) == 5
+    white = F.style.diverging_color(0.0, 2.0)
+    assert all(v > 0.9 for v in white)  # 0 is (near) white
+    lo, hi = F.style.diverging_color(-2.0, 2.0), F.style.diverging_color(2.0, 2.0)
+    assert lo[2] > lo[0] and hi[0] > hi[2]  # below the mean blue, above it red
+
+
+@pytest.mark.parametrize("step", ["x_minus_mean", "xhat"])
+@pytest.mark.parametrize("shape", [(2, 2, 2, 2), (4, 3, 8, 8)], ids=["printed", "shaded"])
+def test_centred_steps_are_shaded_on_a_diverging_scale_with_a_colour_bar(step, shape):
+    torch.manual_seed(0)
+    tr = explain(torch.rand(*shape))
+    fig = F.tensor_figure(tr, step)
+    a = tr[step].value
+    limit = F.style.diverging_limit(a.flatten().tolist())
+    t = texts(fig)
+    ticks = ["−" + F.style._short(limit), "0", F.style._short(limit)]
+    assert all(s in t for s in ticks), (ticks, t)  # the colour bar's ends and its centre
+    faces = {to_hex(p.get_facecolor()) for p in fig.axes[0].patches if isinstance(p, Rectangle)}
+    v = float(a.flatten()[0])
+    assert to_hex(F.style.diverging_color(v, limit)) in faces  # a cell shaded by its value
+
+
+# --- x̂ and the broadcast: the missing links of the picture chain -------------------------------
+
+
+def test_xhat_figure_draws_each_cell_and_each_channels_statistics(trace, x):
+    t = texts(F.xhat_figure(trace))
+    xhat = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(
+        x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5
+    )
+    for v in (*x.flatten().tolist(), *xhat.flatten().tolist()):
+        assert F.format_value(v) in t, v
+    joined = "\n".join(t)
+    assert "μ=0.4154" in joined and "σ²=0.0464" in joined  # channel 0
+    assert "μ=0.4165" in joined and "σ²=0.0671" in joined  # channel 1
+    assert joined.count("first cell:") == 2  # a worked example per channel
+
+
+def test_broadcast_figure_repeats_the_statistics_over_the_batch(trace):
+    fig = F.broadcast_figure(trace)
+    t = texts(fig)
+    assert t.count("0.4154") == 1 + 8  # stored once, repeated over N·H·W = 8 cells
+    assert t.count("0.0671") == 1 + 8
+    joined = "\n".join(t)
+    assert "shape [1, 2, 1, 1]" in joined and "[2, 2, 2, 2]" in joined
+
+
+def test_affine_figure_works_every_channel(trace, torch_bn):
+    _, _, y = torch_bn
+    joined = "\n".join(texts(F.affine_figure(trace)))
+    assert "c=0, n=0, first cell: y = 2 × 0.3750 + 3" in joined
+    assert "c=1, n=0, first cell: y = 5 × (-0.4207) + 8" in joined
+    assert F.format_value(float(y[0, 1, 0, 0])) in joined
+
+
+def test_illustrated_figures_follow_the_computation():
+    from bnlab.explain import examples
+
+    keys = [f.key for f in examples.build("seed-illustrated").figures]
+    assert keys == [
+        "illustrated-input",
+        "illustrated-step1",
+        "illustrated-broadcast",
+        "illustrated-xhat",
+        "illustrated-step2",
+        "illustrated-overview",
+    ]
+
+
+# --- PNGs at 2x ----------------------------------------------------------------------------------
+
+
+def test_png_has_twice_the_pixels_and_says_its_css_width(trace):
+    fig = F.tensor_figure(trace)
+    png2, png1 = F.render(fig, "png"), F.render(fig, "png", scale=1)
+    w1 = int.from_bytes(png1[16:20], "big")
+    w2 = int.from_bytes(png2[16:20], "big")
+    assert abs(w2 - 2 * w1) <= 2
+    assert F.display_width(png2) == pytest.approx(w1, abs=1)
+    assert F.display_width(png1) == w1
+    with pytest.raises(BNValueError):
+        F.render(fig, "png", scale=0)
+    with pytest.raises(BNValueError):
+        F.display_width(b"GIF89a" + b"\0" * 30)
 
 
 def test_no_missing_glyph_warnings(trace):
@@ -280,3 +429,101 @@ def test_axes_group_caption_counts_the_drawn_channels(channels, groups):
 def test_axes_figure_refuses_channels_groups_cannot_split():
     with pytest.raises(BNValueError, match="multiple of groups = 4"):
         F.axes_figure(4, channels=6)
+
+
+# --- one type scale: nothing smaller than MIN_TEXT_PX as the page shows it ---------------------
+
+
+def shown_text_px(fig: Figure, page_width: float = F.style.PAGE_WIDTH) -> list[tuple[float, str]]:
+    """(CSS px as the page shows it, text) of every drawn text of ``fig``.
+
+    The page shows a PNG at ``display_width`` CSS px, scaled down to ``page_width`` when wider; a
+    font of s pt is s·DPI/72 CSS px before that. Mathtext is measured glyph by glyph (sub- and
+    superscripts are drawn smaller).
+    """
+    png = F.render(fig, "png")
+    width = F.style.display_width(png)
+    shrink = min(1.0, page_width / width)
+    parser = MathTextParser("path")
+    out = []
+    for t in fig.findobj(Text):
+        s = t.get_text()
+        if not s.strip() or not t.get_visible():
+            continue
+        size = t.get_fontsize()
+        body, ismath = t._preprocess_math(s)
+        if ismath is True:
+            glyphs = parser.parse(body, dpi=72, prop=t.get_fontproperties()).glyphs
+            size = min((g[1] for g in glyphs), default=size)
+        out.append((size * F.DPI / 72 * shrink, s))
+    return out
+
+
+def _tour_specs():
+    from bnlab.explain import tour
+
+    return [spec for sec in tour.build_sections() for spec in sec.figures]
+
+
+@pytest.fixture(scope="module")
+def tour_specs():
+    return _tour_specs()
+
+
+def test_every_tour_figure_is_at_least_11_px(tour_specs):
+    assert len(tour_specs) >= 10
+    small = []
+    for spec in tour_specs:
+        sizes = shown_text_px(spec.factory())
+        assert sizes, spec.key
+        small += [(spec.key, round(px, 1), s[:40]) for px, s in sizes if px < F.style.MIN_TEXT_PX]
+    assert not small, small[:10]
+
+
+def test_compare_page_figures_are_at_least_11_px():
+    from bnlab.experiments import compare
+    from bnlab.explain.results import LENETS, results_dir
+
+    root = results_dir()
+    if root is None or not (root / "lenet-bn").is_dir():
+        pytest.skip("no committed runs")
+    runs, _ = compare.expand([root / n for n in LENETS if (root / n).is_dir()])
+    fig1, _ = compare.expand([root / "bn-paper-fig1"])
+    sweep, _ = compare.expand([root / "lr-sweep"])
+    page = 1280  # compare.PAGE_CSS: body { max-width: 1280px }
+    for fig in (
+        compare.curves_figure(runs),
+        compare.bands_figure(fig1),
+        compare.sweep_figure(sweep),
+    ):
+        small = [(round(px, 1), s[:40]) for px, s in shown_text_px(fig, page) if px < 11]
+        assert not small, small[:10]
+
+
+def test_the_size_rule_catches_a_wide_figure():
+    fig = Figure(figsize=(20, 2))  # 2400 CSS px shown at 1000: 9 pt → 6.25 px
+    fig.text(0.99, 0.5, "tiny", fontsize=9, ha="right")  # the two span the whole width
+    fig.text(0.01, 0.5, r"$x_i$", fontsize=30)  # the subscript: 0.7 × 30 pt
+    sizes = dict((s, px) for px, s in shown_text_px(fig))
+    assert sizes["tiny"] == pytest.approx(9 * 120 / 72 * 1000 / 2400, rel=0.05)
+    assert sizes[r"$x_i$"] == pytest.approx(21 * 120 / 72 * 1000 / 2400, rel=0.05)
+
+
+# --- the new links of the chain are pinned like the others ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("illustrated-xhat.svg", F.xhat_figure),
+        ("illustrated-broadcast.svg", F.broadcast_figure),
+        ("illustrated-overview.svg", F.walkthrough_figure),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_svg_goldens_of_the_chain(request, name, make):
+    from tests import golden
+
+    tr = explain(seed_x(), GAMMA, BETA)
+    svg = F.render(make(tr), "svg").decode("utf-8")
+    golden.check(request, name, svg)

@@ -21,7 +21,7 @@ from tests import golden
 KEPT = {
     "bnlab", "torch", "momentum", "eps", "dim", "keepdim", "mean", "var", "True", "LeNet",
     "LeNetBN", "Chan", "FashionMNIST", "BN", "sigmoid", "Pytorch", "PyTorch", "train", "eval",
-    "illustrated", "explain", "fc", "conv",
+    "illustrated", "explain", "fc", "conv", "serve",
 }  # fmt: skip
 NUMBER = re.compile(r"-?\d+\.\d{3,}(?:e[+-]\d+)?")
 
@@ -42,8 +42,8 @@ def _prose(rendered: str, sections) -> list[str]:
 def _english_words(lines: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for line in lines:
-        for token in re.findall(r"[A-Za-z_][A-Za-z0-9_.()=,'\[\]-]*", line):
-            if re.search(r"[_.\d(=]", token):  # identifiers, calls, shapes, keywords: code
+        for token in re.findall(r"[A-Za-z_][A-Za-z0-9_.()=,'\[\]:/?&-]*", line):
+            if re.search(r"[_.\d(=:/]", token):  # identifiers, calls, shapes, links: code
                 continue
             word = re.sub(r"[^A-Za-z]", "", token)
             if len(word) >= 2 and word not in KEPT:
@@ -98,10 +98,20 @@ def test_the_chinese_tour_page(tmp_path):
     result = tour.run(tmp_path / "zh", lang="zh")
     page = result.index.read_text(encoding="utf-8")
     assert "<html lang='zh'>" in page and "批量归一化图解" in page and "预测时的批量归一化" in page
-    assert "http://" not in page and "https://" not in page
+    assert "https://" not in page and "src='http" not in page
+    assert "http://127.0.0.1:8000/?" in page and "lang=zh" in page  # the exercises' links
     assert result.figures and all(p.exists() for p in result.figures)
 
 
 def test_text_of_the_whole_tour_in_chinese(request):
     sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
     golden.check(request, "tour-zh.txt", text.sections_text(sections, "zh"))
+
+
+def test_the_summary_counts_what_the_tour_checked(sections):
+    summary = sections[-1]
+    assert summary.key == "summary" and summary.exercises
+    checks = [c for s in sections[:-1] for c in s.checks]
+    assert summary.data["checks"] == len(checks) and summary.data["failed"] == 0
+    assert f"compared {len(checks)} computed steps with torch" in summary.intro
+    assert f"把 {len(checks)} 个计算步骤与 torch 对照" in summary.intro.zh

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..explain.figures import render
-from ..explain.html import CSS, data_uri, esc
+from ..explain.html import CSS, esc, img
 from .plots import _paper_note, bands_figure, curves_figure, sweep_figure, sweep_runs
 from .runs import Run, _is_number, _recipe_for, expand, load_run
 
@@ -209,8 +209,7 @@ def _run_details(run: Run) -> str:
 
 def _figure_html(png: bytes, alt: str, caption: str) -> str:
     return (
-        f"<figure><img alt='{esc(alt)}' src='{data_uri(png)}'>"
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
+        f"<figure>{img(png, alt)}<figcaption>{esc(caption)}</figcaption></figure>"
     )
 
 

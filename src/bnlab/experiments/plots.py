@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -142,6 +144,73 @@ def _widths(n: int, groups: list[list[int]], base: float = 1.9) -> list[float]:
     return lw
 
 
+# Within a group of coincident runs, member k gets dash pattern k and marker k, and its markers sit
+# on every len(group)-th point starting at point k, so no two members' markers overlap.
+GROUP_DASHES: tuple[Any, ...] = (
+    "-",
+    (0, (5, 2)),
+    (0, (1.2, 1.6)),
+    (0, (6, 2, 1.2, 2)),
+    (0, (2, 3)),
+)
+GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+@dataclass(frozen=True)
+class _LineStyle:
+    """How one run's curve is drawn in every panel (and in the legend)."""
+
+    color: str
+    lw: float
+    ls: Any
+    marker: str | None
+    ms: float
+    markevery: Any  # None (every point), or (start, step)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "color": self.color,
+            "lw": self.lw,
+            "ls": self.ls,
+            "marker": self.marker,
+            "ms": self.ms,
+            "markevery": self.markevery,
+        }
+
+
+def _line_styles(runs: Sequence[Run], groups: list[list[int]]) -> list[_LineStyle]:
+    lws = _widths(len(runs), groups)
+    member = {i: (k, len(g)) for g in groups for k, i in enumerate(g)}
+    styles = []
+    for i, run in enumerate(runs):
+        points = len(run.metrics)
+        spacing = max(1, math.ceil(points / 12))  # at most ~12 markers a curve
+        if i in member:
+            k, size = member[i]
+            ls: Any = GROUP_DASHES[k % len(GROUP_DASHES)]
+            marker: str | None = GROUP_MARKERS[k % len(GROUP_MARKERS)]
+            every: Any = (k * spacing, size * spacing)
+        else:
+            ls = "-" if i < len(RUN_COLORS) else "--"
+            marker = "o" if points <= 12 else None
+            every = None
+        ms = 6.5 if i in member else 1.9 * lws[i]
+        styles.append(_LineStyle(_color(i), lws[i], ls, marker, ms, every))
+    return styles
+
+
+def _group_label(names: Sequence[str], width: int = 34) -> str:
+    """``a = b = c (identical)``, wrapped before an ``=`` to about ``width`` characters a line."""
+    lines = [names[0]]
+    for name in names[1:]:
+        if len(lines[-1]) + len(name) + 3 > width:
+            lines.append(f"= {name}")
+        else:
+            lines[-1] += f" = {name}"
+    lines[-1] += " (identical)"
+    return "\n".join(lines)
+
+
 def _and(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -160,30 +229,36 @@ def _ylim_acc(values: Sequence[float]) -> tuple[float, float]:
 
 @_styled
 def curves_figure(runs: Sequence[Run]) -> Figure:
-    """Train loss, train accuracy and test accuracy per epoch; one colour per run."""
+    """Train loss, train accuracy and test accuracy per epoch; one colour per run.
+
+    Two rows of two: the three panels and the legend, so that the figure fits the page's 1000 px
+    at full size. Runs whose curves coincide (within ``COINCIDE_TOL``) share one legend entry,
+    "a = b (identical)", and are drawn wide to narrow with their own dashes and markers, the
+    markers on alternate epochs so each run shows.
+    """
     runs = list(runs)
     if not runs:
         raise BNValueError("curves_figure: no runs")
     labels = _labels(runs)
     groups = _coincident_groups(runs)
-    lws = _widths(len(runs), groups)
+    styles = _line_styles(runs, groups)
     any_precise = any(r.precise is not None for r in runs)
     notes = [
         "test accuracy in eval mode (running statistics)"
-        + ("; ◇ = after recalibrating BN on the whole training set" if any_precise else "")
+        + ("; ◇ = BN recalibrated on the whole training set" if any_precise else "")
     ]
     notes += [
         f"{_and([labels[i] for i in g])} lie on top of each other (within {COINCIDE_TOL:g} "
-        "at every epoch): drawn wide to narrow"
+        "at every epoch)"
         for g in groups
     ]
     subtitle = "\n".join(notes)
     header = _header_in(subtitle)
-    handles_n = len(runs) + any_precise
-    height = 4.0 + header + 0.3 * math.ceil(handles_n / 5)
-    fig = Figure(figsize=(13.5, height), facecolor="white")
+    height = 6.6 + header
+    fig = Figure(figsize=(8.4, height), facecolor="white")
     _constrained(fig, height, header)
-    axs = fig.subplots(1, 3)
+    grid = fig.subplots(2, 2)
+    axs, legend_ax = [grid[0, 0], grid[0, 1], grid[1, 0]], grid[1, 1]
     panels = (
         ("train_loss", _bi("train loss", "训练损失"), "cross-entropy"),
         ("train_acc", _bi("train accuracy", "训练准确率"), "accuracy"),
@@ -197,16 +272,7 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
             ep = [r["epoch"] for r in run.metrics]
             ys = [float(r[key]) for r in run.metrics]
             values += ys
-            many = len(ep) <= 12
-            ax.plot(
-                ep,
-                ys,
-                color=_color(i),
-                lw=lws[i],
-                ls="-" if i < len(RUN_COLORS) else "--",
-                marker="o" if many else None,
-                ms=1.9 * lws[i],
-            )
+            ax.plot(ep, ys, **styles[i].kwargs())
             if key == "test_acc":
                 pts = [
                     (r["epoch"], r["test_acc_precise"])
@@ -242,32 +308,35 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
         ax.grid(alpha=0.3)
     for ax in axs[1:]:  # train and test accuracy on one scale: the gap between them shows
         ax.set_ylim(*_ylim_acc(acc_values))
-    handles: list[Any] = [
-        Line2D(
-            [], [], color=_color(i), lw=lws[i], ls="-" if i < len(RUN_COLORS) else "--", label=lab
-        )
-        for i, lab in enumerate(labels)
-    ]
+    legend_ax.set_axis_off()
+
+    def handle(i: int) -> Line2D:
+        st = styles[i]
+        return Line2D([], [], color=st.color, lw=st.lw, ls=st.ls, marker=st.marker, ms=st.ms)
+
+    grouped = {i: g for g in groups for i in g}
+    handles: list[Any] = []
+    texts: list[str] = []
+    for i, lab in enumerate(labels):
+        g = grouped.get(i)
+        if g is None:
+            handles.append(handle(i))
+            texts.append(lab)
+        elif g[0] == i:  # one entry for the whole group: its styles side by side, in name order
+            handles.append(tuple(handle(j) for j in g))
+            texts.append(_group_label([labels[j] for j in g]))
     if any_precise:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                ls="none",
-                marker="D",
-                ms=7,
-                mfc="white",
-                mec=MUTED,
-                mew=2.0,
-                label=_bi("precise-BN test accuracy", "重新统计 BN 后"),
-            )
-        )
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=math.ceil(len(handles) / math.ceil(len(handles) / 5)),  # balanced rows
+        handles.append(Line2D([], [], ls="none", marker="D", ms=7, mfc="white", mec=MUTED, mew=2.0))
+        texts.append(_bi("precise-BN test accuracy", "重新统计 BN 后", "\n"))
+    legend_ax.legend(
+        handles,
+        texts,
+        loc="center",
         fontsize=LABEL_SIZE,
         frameon=False,
+        handlelength=4.2,
+        labelspacing=0.9,
+        handler_map={tuple: HandlerTuple(ndivide=None, pad=0.4)},
     )
     _header(fig, height, _bi("Training curves", "训练曲线", "  "), subtitle)
     return fig

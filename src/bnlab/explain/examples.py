@@ -91,6 +91,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     show_traces: bool = True  # False where another section already tabulates the same tensor
+    exercises: list[Any] = field(default_factory=list)  # exercises.Exercise: question + link
 
     @property
     def matches_source(self) -> bool:
@@ -460,6 +461,16 @@ def seed_illustrated() -> Section:
                 lambda: figs().stats_figure(trace),
             ),
             FigureSpec(
+                "illustrated-broadcast",
+                "the [1, 2, 1, 1] statistics broadcast over the (2, 2, 2, 2) batch",
+                lambda: figs().broadcast_figure(trace),
+            ),
+            FigureSpec(
+                "illustrated-xhat",
+                "x̂ = (x − μ) / √(σ² + ε), cell by cell, per channel",
+                lambda: figs().xhat_figure(trace),
+            ),
+            FigureSpec(
                 "illustrated-step2",
                 "step 2: y = γ·x̂ + β per channel",
                 lambda: figs().affine_figure(trace),
@@ -499,7 +510,9 @@ def predict(steps: int = 60) -> Section:
             history_var.append(ours.running_var.tolist())
         # a small new batch (8 values per channel): its own statistics are visibly noisy
         probe = batch(PROBE_SHAPE)
-        y_train = explain(probe)  # batch statistics
+        # one story, one sequence of states: both traces start from the running statistics
+        # after the 60 steps (explain works on copies, so the module itself does not move)
+        y_train = explain(probe, running_mean=ours.running_mean, running_var=ours.running_var)
         ours.eval()
         theirs.eval()
         y_eval_mod = ours(probe)
@@ -606,6 +619,15 @@ def predict(steps: int = 60) -> Section:
                 "预测模式：改用移动平均的统计量做标准化。输出的均值和方差不再恰好是 0 和 1，"
                 "因为 8 个值的统计量与总体的统计量之间有抽样误差；但现在每个样本的输出只取决于"
                 "它自己，这正是预测所需要的。",
+            ),
+            Say(
+                f"Both traces start from the running statistics after the {steps} steps above. "
+                "In train mode the probe batch would move them one step further (the trace's "
+                "last table: before → after); in eval mode they are used as they stand and "
+                "nothing changes.",
+                f"两个记录都从上面 {steps} 步之后的移动平均统计量出发。训练模式下，这个小批量"
+                "会让它们再更新一步（记录最后一张表：之前 → 之后）；预测模式下直接使用它们，"
+                "什么也不改变。",
             ),
         ],
         data={

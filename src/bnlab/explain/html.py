@@ -33,12 +33,14 @@ table.bn code { white-space: nowrap; }
 .check.bad::before { content: "✗ "; color: #cf222e; font-weight: bold; }
 .note { color: #33404d; }
 figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #e3e7eb; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e3e7eb; }
 figcaption { color: #5b6570; font-size: 0.9em; }
 nav ol { columns: 2; }
 .check { overflow-wrap: anywhere; }
 @media (max-width: 600px) { nav ol { columns: 1; } body { margin: 1em auto; } }
 .same { color: #1a7f37; }
+details { margin: 0.3em 0; }
+summary { cursor: pointer; color: #33404d; }
 """.strip()
 
 
@@ -55,12 +57,24 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def img(png: bytes, alt: str) -> str:
+    """An inlined figure at its CSS size: the PNG has 2 device pixels per CSS pixel, so that it
+    is sharp on high-DPI screens; ``max-width: 100%`` still shrinks it to a narrow column."""
+    from .figures import display_width
+
+    return f"<img alt='{esc(alt)}' width='{display_width(png)}' src='{data_uri(png)}'>"
+
+
 def _n(v: float) -> str:
     return f"{v:.6f}"
 
 
-def trace_fragment(trace: Trace, lang: str = "en") -> str:
-    """Per-channel statistics, the steps and every element, as HTML tables."""
+def trace_fragment(trace: Trace, lang: str = "en", collapsible: bool = False) -> str:
+    """Per-channel statistics, the steps and every element, as HTML tables.
+
+    ``collapsible`` puts each table in a ``<details>`` (closed): the tour shows its pictures
+    first and the numbers on request.
+    """
     x = trace.input
     c_count = trace.channels
     m = x.numel() // max(c_count, 1)
@@ -78,9 +92,13 @@ def trace_fragment(trace: Trace, lang: str = "en") -> str:
         f"<td>{trace.beta[c]:g}</td></tr>"
         for c in range(c_count)
     )
-    parts.append(
-        "<table class='bn'><tr><th>c</th><th>m</th><th>μ</th><th>σ²</th>"
-        f"<th>γ</th><th>β</th></tr>{rows}</table>"
+    tables: list[tuple[str, str]] = []  # (what it holds, the table)
+    tables.append(
+        (
+            "per-channel statistics",
+            "<table class='bn'><tr><th>c</th><th>m</th><th>μ</th><th>σ²</th>"
+            f"<th>γ</th><th>β</th></tr>{rows}</table>",
+        )
     )
     keep = trace.keepdim_shape
     steps = "".join(
@@ -90,10 +108,13 @@ def trace_fragment(trace: Trace, lang: str = "en") -> str:
         f"</code></td><td class='l'>{esc(list(s.reduced_axes)) if s.reduced_axes else ''}</td></tr>"
         for i, s in enumerate(trace.steps, 1)
     )
-    parts.append(
-        f"<table class='bn'><tr><th>#</th><th class='l'>{say('step', lang)}</th>"
-        f"<th class='l'>{say('formula', lang)}</th><th class='l'>{say('shape', lang)}</th>"
-        f"<th class='l'>{say('reduced dims', lang)}</th></tr>{steps}</table>"
+    tables.append(
+        (
+            "steps",
+            f"<table class='bn'><tr><th>#</th><th class='l'>{say('step', lang)}</th>"
+            f"<th class='l'>{say('formula', lang)}</th><th class='l'>{say('shape', lang)}</th>"
+            f"<th class='l'>{say('reduced dims', lang)}</th></tr>{steps}</table>",
+        )
     )
     if x.numel() <= 256:
         xc, xh, y = trace["x_minus_mean"].value, trace["xhat"].value, trace.output
@@ -113,24 +134,50 @@ def trace_fragment(trace: Trace, lang: str = "en") -> str:
                     f"<tr><td>{c}</td><td>({idx})</td><td>{_n(a)}</td><td>{_n(b)}</td>"
                     f"<td>{_n(d)}</td><td>{_n(e)}</td></tr>"
                 )
-        parts.append(
-            f"<table class='bn'><tr><th>c</th><th>{say('index', lang)}</th><th>x</th><th>x − μ</th>"
-            f"<th>x̂</th><th>y = γ·x̂ + β</th></tr>{''.join(body)}</table>"
+        tables.append(
+            (
+                "per element (channel by channel)",
+                f"<table class='bn'><tr><th>c</th><th>{say('index', lang)}</th><th>x</th>"
+                f"<th>x − μ</th><th>x̂</th><th>y = γ·x̂ + β</th></tr>{''.join(body)}</table>",
+            )
         )
     if "running_mean" in trace:
         rm, rv = trace["running_mean"].value, trace["running_var"].value
-        run = "".join(
-            f"<tr><td>{c}</td><td>{_n(rm[c])}</td><td>{_n(rv[c])}</td></tr>" for c in range(c_count)
-        )
-        parts.append(
-            f"<table class='bn'><tr><th>c</th><th>running_mean</th>"
-            f"<th>running_var</th></tr>{run}</table>"
-            + (
-                f"<p>这一步之后的移动平均统计量（动量 {trace.momentum:g}）</p>"
-                if lang == "zh"
-                else f"<p>running statistics after this step (momentum {trace.momentum:g})</p>"
+        before = trace.meta.get("running_before") if collapsible else None
+        if before:  # the tour tells the step: before → after
+            bm, bv = before["running_mean"], before["running_var"]
+            run = "".join(
+                f"<tr><td>{c}</td><td>{_n(bm[c])}</td><td>{_n(rm[c])}</td><td>{_n(bv[c])}"
+                f"</td><td>{_n(rv[c])}</td></tr>"
+                for c in range(c_count)
+            )
+            after = say("after", lang)
+            head = (
+                f"<tr><th>c</th><th>{say('running_mean before', lang)}</th><th>{after}</th>"
+                f"<th>{say('running_var before', lang)}</th><th>{after}</th></tr>"
+            )
+        else:
+            run = "".join(
+                f"<tr><td>{c}</td><td>{_n(rm[c])}</td><td>{_n(rv[c])}</td></tr>"
+                for c in range(c_count)
+            )
+            head = "<tr><th>c</th><th>running_mean</th><th>running_var</th></tr>"
+        tables.append(
+            (
+                "running statistics",
+                f"<table class='bn'>{head}{run}</table>"
+                + (
+                    f"<p>这一步之后的移动平均统计量（动量 {trace.momentum:g}）</p>"
+                    if lang == "zh"
+                    else f"<p>running statistics after this step (momentum {trace.momentum:g})</p>"
+                ),
             )
         )
+    for what, table in tables:
+        if collapsible:
+            parts.append(f"<details><summary>{esc(say(what, lang))}</summary>{table}</details>")
+        else:
+            parts.append(table)
     return "<div class='bnlab-trace'>" + "\n".join(parts) + "</div>"
 
 
@@ -161,19 +208,27 @@ def section_html(section: Section, images: Mapping[str, bytes], lang: str = "en"
                 else f"<p>{say('the source printed:', lang)}</p>"
                 f"<pre>{esc(chr(10).join(section.source_printed))}</pre>"
             )
+    for fig in section.figures:  # the pictures first, then the numbers behind them
+        if fig.key in images:
+            words = caption(fig.key, fig.caption, lang)
+            out.append(
+                f"<figure>{img(images[fig.key], words)}<figcaption>{esc(words)}</figcaption>"
+                "</figure>"
+            )
     for name, trace in section.traces.items() if section.show_traces else ():
         if trace.input.numel() <= 64:
-            out.append(f"<h3>{say('trace', lang)}: {esc(name)}</h3>{trace_fragment(trace, lang)}")
-    for fig in section.figures:
-        if fig.key in images:
-            words = esc(caption(fig.key, fig.caption, lang))
-            out.append(
-                f"<figure><img alt='{words}' src='{data_uri(images[fig.key])}'>"
-                f"<figcaption>{words}</figcaption></figure>"
-            )
+            fragment = trace_fragment(trace, lang, collapsible=True)
+            out.append(f"<h3>{say('trace', lang)}: {esc(name)}</h3>{fragment}")
     out.extend(check_lines(section.checks, lang))
     for note in section.notes:
         out.append(f"<p class='note'>{esc(say(note, lang))}</p>")
+    if section.exercises:
+        open_it = "在交互页面中打开" if lang == "zh" else "open it in the explorer"
+        items = "".join(
+            f"<li>{esc(say(ex.question, lang))} <a href='{esc(ex.url(lang))}'>{open_it}</a></li>"
+            for ex in section.exercises
+        )
+        out.append(f"<ol class='exercises'>{items}</ol>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -221,8 +276,7 @@ def trace_page(
 ) -> str:
     """``bnlab explain --format html``: a trace, its checks, tables and figures, self-contained."""
     figs = "".join(
-        f"<figure><img alt='{esc(captions[k])}' src='{data_uri(v)}'>"
-        f"<figcaption>{esc(captions[k])}</figcaption></figure>"
+        f"<figure>{img(v, captions[k])}<figcaption>{esc(captions[k])}</figcaption></figure>"
         for k, v in images.items()
     )
     return (

@@ -155,6 +155,9 @@ def render_section(
     render_checks(section.checks, console, lang)
     for note in section.notes:
         console.print(Text("• " + say(note, lang)))
+    for i, ex in enumerate(section.exercises, 1):
+        console.print(Text(f"{i}. {say(ex.question, lang)}"))
+        console.print(Text(f"   → {ex.url(lang)}", style="dim"), soft_wrap=True)
     for fig in section.figures:
         words = caption(fig.key, fig.caption, lang)
         label = f"[图：{words}]" if lang == "zh" else f"[figure: {words}]"

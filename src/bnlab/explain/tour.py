@@ -33,7 +33,11 @@ class TourResult:
 
 
 def build_sections() -> list[examples.Section]:
-    return [examples.build(name) for name in examples.TOUR_ORDER]
+    """The source's sections in its order, then the summary and the exercises."""
+    from .exercises import summary_section
+
+    sections = [examples.build(name) for name in examples.TOUR_ORDER]
+    return [*sections, summary_section(sections)]
 
 
 def render_figures(sections: list[examples.Section]) -> dict[str, bytes]:

@@ -13,7 +13,16 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from .style import INK, LABEL_SIZE, MUTED, TITLE_SIZE, VALUE_SIZE
+from .style import (
+    INK,
+    LABEL_SIZE,
+    MUTED,
+    TITLE_SIZE,
+    VALUE_SIZE,
+    _short,
+    diverging_color,
+    ink_on,
+)
 
 # --- text size estimates (to size figures; render() still uses a tight bounding box) ----------
 
@@ -114,6 +123,7 @@ class _Canvas:
         size: float = VALUE_SIZE,
         weight: str = "normal",
         zorder: float = 2,
+        color: Any = None,
     ) -> None:
         self.ax.add_patch(
             Rectangle((x, y), w, h, facecolor=face, edgecolor=edge, linewidth=lw, zorder=zorder)
@@ -126,7 +136,7 @@ class _Canvas:
                 ha="center",
                 va="center",
                 fontsize=size,
-                color=INK,
+                color=ink_on(face) if color is None else color,
                 weight=weight,
                 zorder=zorder + 1,
             )
@@ -200,3 +210,37 @@ def _title(cv: _Canvas, x: float, bottom: float, title: str, subtitle: str = "")
         cv.text(x, y, subtitle, size=size, va="bottom", color=INK if math else MUTED)
         y += size * (3.6 if tall else 1.45) / 72 / cv.unit
     cv.text(x, y, title, size=TITLE_SIZE, va="bottom", weight="bold")
+
+
+def _colorbar(cv: _Canvas, x: float, y: float, w: float, limit: float, label: str) -> float:
+    """A horizontal colour bar for ``diverging_color`` from −limit to +limit, ticks and a label.
+
+    ``x, y``: the top-left corner of the bar (cells); returns the y of the bottom of its ticks.
+    """
+    h = 0.2 / cv.unit  # 0.2 in tall, whatever the cell size
+    n = 64
+    for i in range(n):
+        v = -limit + (i + 0.5) * 2 * limit / n
+        cv.ax.add_patch(
+            Rectangle(
+                (x + i * w / n, y - h),
+                w / n * 1.02,
+                h,
+                facecolor=diverging_color(v, limit),
+                edgecolor="none",
+                zorder=2,
+            )
+        )
+    cv.ax.add_patch(
+        Rectangle((x, y - h), w, h, facecolor="none", edgecolor="#8a8a8a", lw=0.6, zorder=3)
+    )
+    cv.extend(x, y - h, x + w, y)
+    tick = 0.06 / cv.unit
+    for k in range(5):
+        v = -limit + k * limit / 2
+        tx = x + k * w / 4
+        cv.ax.plot([tx, tx], [y - h, y - h - tick], color=INK, lw=0.8, zorder=3)
+        s = "0" if k == 2 else _short(v).replace("-", "−")
+        cv.text(tx, y - h - tick * 1.5, s, ha="center", va="top", size=LABEL_SIZE - 0.5)
+    cv.text(x + w + 0.25, y - h / 2, label, ha="left", size=LABEL_SIZE - 0.5, color=MUTED)
+    return y - h - tick * 1.5 - LABEL_SIZE * 1.4 / 72 / cv.unit

@@ -25,6 +25,9 @@ from .style import (
     _bi,
     _tint,
     channel_color,
+    channel_edge_color,
+    channel_text_color,
+    diverging_color,
     format_value,
 )
 
@@ -89,23 +92,31 @@ def _draw_grid(
     super_header: bool = True,
     outline: bool = False,
     value_size: float = VALUE_SIZE,
+    diverging: float | None = None,
 ) -> _Grid:
-    """Draw an (N, C, H, W) array as N × C blocks of H × W cells (rows: samples, cols: channels)."""
+    """Draw an (N, C, H, W) array as N × C blocks of H × W cells (rows: samples, cols: channels).
+
+    ``diverging``: shade every cell by its value on the ``DIVERGING`` scale from −diverging to
+    +diverging (for values centred at 0: x − μ, x̂) instead of by its channel's colour.
+    """
     n_, c_, h_, w_ = a.shape
     col_x = [left + c * (w_ + GAP_C) for c in range(c_)]
     step = LABEL_SIZE * 1.45 / 72 / cv.unit
     for c in range(c_):
-        color = channel_color(c)
+        color = channel_edge_color(c)
         lo, hi = float(a[:, c].min()), float(a[:, c].max())
         for n in range(n_):
             y_block = top - n * (h_ + GAP_N)
             for h in range(h_):
                 for w in range(w_):
                     v = float(a[n, c, h, w])
-                    if show_values:
-                        face = _tint(color, 0.2)
+                    if diverging is not None:
+                        face = diverging_color(v, diverging)
+                    elif show_values:
+                        face = _tint(channel_color(c), 0.2)
                     else:  # shade ∝ value within the channel
-                        face = _tint(color, 0.12 + 0.7 * ((v - lo) / (hi - lo) if hi > lo else 0.5))
+                        frac = (v - lo) / (hi - lo) if hi > lo else 0.5
+                        face = _tint(channel_color(c), 0.12 + 0.7 * frac)
                     cv.cell(
                         col_x[c] + w,
                         y_block - h - 1,
@@ -142,7 +153,7 @@ def _draw_grid(
                 y,
                 s,
                 ha="center",
-                color=channel_color(c) if i == 0 else INK,
+                color=channel_text_color(c) if i == 0 else INK,
                 weight="bold" if i == 0 else "normal",
             )
     header_top = top + 0.15 + n_lines * step

@@ -11,7 +11,16 @@ from matplotlib.lines import Line2D
 from torch import Tensor
 
 from ...errors import BNValueError
-from .style import INK, LABEL_SIZE, MUTED, TITLE_SIZE, _bi, _styled, channel_color
+from .style import (
+    INK,
+    LABEL_SIZE,
+    MUTED,
+    TITLE_SIZE,
+    _bi,
+    _styled,
+    channel_edge_color,
+    channel_text_color,
+)
 
 # --- 6. running statistics converge ------------------------------------------------------------
 
@@ -61,7 +70,7 @@ def running_figure(
     ]
     for ax, run, pop, name, zh, _ in panels:
         for c in range(c_):
-            color = channel_color(c)
+            color = channel_edge_color(c)
             # running ← (1 − momentum)·running + momentum·batch statistic, step after step
             ax.plot(xs, run[:, c], color=color, lw=1.8, label=labels[c])
             ax.axhline(pop[c], color=color, lw=1.2, ls="--", alpha=0.9)
@@ -70,7 +79,9 @@ def running_figure(
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.margins(x=0.01)
-    handles = [Line2D([], [], color=channel_color(c), lw=1.8, label=labels[c]) for c in range(c_)]
+    handles = [
+        Line2D([], [], color=channel_edge_color(c), lw=1.8, label=labels[c]) for c in range(c_)
+    ]
     handles.append(Line2D([], [], color=MUTED, lw=1.2, ls="--", label=_bi("population", "总体值")))
     axs[1].legend(handles=handles, fontsize=LABEL_SIZE - 0.5, loc="best", framealpha=0.9)
     fig.suptitle(
@@ -120,7 +131,7 @@ def train_eval_figure(
     )
     axs = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).reshape(-1)
     for c in range(c_):
-        ax, color = axs[c], channel_color(c)
+        ax, color = axs[c], channel_edge_color(c)
         order = np.argsort(xs[c])
         # per channel, each mode is a straight line y = γ·(x − μ)/√(σ² + ε) + β
         ax.plot(xs[c][order], yt[c][order], color=color, lw=2.2, alpha=0.85)
@@ -157,7 +168,9 @@ def train_eval_figure(
                 "edgecolor": "#cccccc",
             },
         )
-        ax.set_title(f"channel c={c}", color=color, fontsize=LABEL_SIZE + 1, weight="bold")
+        ax.set_title(
+            f"channel c={c}", color=channel_text_color(c), fontsize=LABEL_SIZE + 1, weight="bold"
+        )
         ax.set_xlabel(_bi("input x", "输入"))
         ax.set_ylabel(_bi("output y", "输出"))
         ax.grid(alpha=0.3)

@@ -28,6 +28,7 @@ from .style import (
     _styled,
     _tint,
     channel_color,
+    channel_edge_color,
 )
 
 # --- 5. how mean(dim) works --------------------------------------------------------------------
@@ -72,7 +73,7 @@ def mean_dims_figure(x: Tensor | None = None) -> Figure:
         if k == 0:  # each column averaged: column j keeps the colour of feature/channel j
             grid(left, lambda i, j: _tint(channel_color(j), 0.2))
             for j in range(cols):
-                color = channel_color(j)
+                color = channel_edge_color(j)
                 cv.box(left + j + 0.06, top - rows, 0.88, rows, color, pad=0.04, lw=1.8)
                 cv.arrow(
                     left + j + 0.5,

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from ..trace import Trace
 from . import style  # cjk_font_available looked up here, so a test can patch it in one place
-from .canvas import _Canvas, _title, _value_unit
+from .canvas import _Canvas, _colorbar, _title, _value_unit
 from .grid import (
     _block_note,
     _draw_grid,
@@ -25,7 +25,6 @@ from .style import (
     LABEL_SIZE,
     MAX_VALUE_CELLS,
     MUTED,
-    VALUE_SIZE,
     _bi,
     _shape,
     _short,
@@ -33,10 +32,15 @@ from .style import (
     _tint,
     _zh,
     channel_color,
+    channel_edge_color,
+    channel_text_color,
+    diverging_limit,
     format_value,
 )
 
 # --- 1. one step of the trace ------------------------------------------------------------------
+
+CENTRED_STEPS = ("x_minus_mean", "xhat")  # centred at 0: shaded on a diverging scale
 
 _STEP_LABEL = {
     "input": ("input x", "输入"),
@@ -53,7 +57,9 @@ def tensor_figure(trace: Trace, step: str = "input") -> Figure:
     show = a.size <= MAX_VALUE_CELLS
     strings = [format_value(v) for v in a.flat] if show else []
     cv = _Canvas(_value_unit(strings) if show else 0.32)
-    g = _draw_grid(cv, a, 0.0, 0.0, show_values=show)
+    centred = step in CENTRED_STEPS
+    limit = diverging_limit(a.flat) if centred else None
+    g = _draw_grid(cv, a, 0.0, 0.0, show_values=show, diverging=limit)
     en, zh = _STEP_LABEL.get(step, (trace[step].title, ""))
     shape = _shape(trace[step].value.shape)
     dims = trace[step].value.shape
@@ -70,19 +76,26 @@ def tensor_figure(trace: Trace, step: str = "input") -> Figure:
         _bi(f"{en} — shape {shape}", zh),
         sub,
     )
-    note = (
-        _block_note(a)
-        if show
-        else _bi(
+    if show:
+        note = _block_note(a)
+    elif centred:
+        note = _bi(f"{a.size} values: too many to print, coloured by value", "颜色表示大小")
+    else:
+        note = _bi(
             f"{a.size} values: too many to print, shading ∝ value within each channel",
             "颜色深浅表示大小",
         )
-    )
     cv.text(g.left, g.bottom - 0.45, note, size=LABEL_SIZE - 0.5, va="top", color=MUTED)
+    if limit is not None:
+        y_bar = g.bottom - 0.45 - LABEL_SIZE * 1.6 / 72 / cv.unit
+        _colorbar(cv, g.left, y_bar, min(_grid_width(a), 5.0 * 0.7 / cv.unit), limit, en)
     return cv.finish()
 
 
 # --- 2. step 1: per-channel statistics ---------------------------------------------------------
+
+
+STAT_LABEL_SIZE = 12.0  # "mean μ_B": its subscript is drawn at 0.7 × this
 
 
 def _keepdim_shape(ndim: int, c: int) -> str:
@@ -128,8 +141,8 @@ def stats_figure(trace: Trace) -> Figure:
         mu_label, var_label = r"mean $\mu_B$", r"variance $\sigma_B^2$"
     else:
         mu_label, var_label = r"running_mean $\mu$", r"running_var $\sigma^2$"
-    cv.text(g.left - 0.35, y_mu + 0.5, mu_label, ha="right")
-    cv.text(g.left - 0.35, y_var + 0.5, var_label, ha="right")
+    cv.text(g.left - 0.35, y_mu + 0.5, mu_label, ha="right", size=STAT_LABEL_SIZE)
+    cv.text(g.left - 0.35, y_var + 0.5, var_label, ha="right", size=STAT_LABEL_SIZE)
     keep = _keepdim_shape(ndim, c_)
     cv.text(
         g.left,
@@ -205,7 +218,7 @@ def _stats_title(cv: _Canvas, g: _Grid, trace: Trace, var_label: str) -> Figure:
         title = title.replace(" / 第一步", "")
     _title(
         cv,
-        g.left - cv.text_w(var_label.replace("$", ""), LABEL_SIZE) - 0.4,
+        g.left - cv.text_w(var_label.replace("$", ""), STAT_LABEL_SIZE) - 0.4,
         g.header_top,
         title,
         sub,
@@ -267,19 +280,20 @@ def affine_figure(trace: Trace) -> Figure:
         va="top",
         weight="bold",
     )
-    # a worked cell: the first element of channel 0
+    # a worked cell per channel: the first element of each (at most four channels)
     line = LABEL_SIZE * 1.7 / 72 / cv.unit
     y0 = g1.bottom - 0.35 - line * 1.3
-    if show:
-        xv, yv = float(xh[0, 0, 0, 0]), float(y[0, 0, 0, 0])
-        approx = gamma[0] * float(format_value(xv)) + beta[0]
+    eg_w = cv.text_w("e.g. ", LABEL_SIZE)
+    for c in range(min(c_, 4) if show else 0):
+        xv, yv = float(xh[0, c, 0, 0]), float(y[0, c, 0, 0])
+        approx = gamma[c] * float(format_value(xv)) + beta[c]
         eq = "=" if format_value(approx) == format_value(yv) else "≈"
         xs = format_value(xv) if xv >= 0 else f"({format_value(xv)})"
-        bs = f"+ {_short(beta[0])}" if beta[0] >= 0 else f"− {_short(-beta[0])}"
-        ex = (
-            f"e.g. n=0, c=0, first cell: y = {_short(gamma[0])} × {xs} {bs} {eq} {format_value(yv)}"
-        )
-        cv.text(g1.left, y0, ex, va="top")
+        bs = f"+ {_short(beta[c])}" if beta[c] >= 0 else f"− {_short(-beta[c])}"
+        if c == 0:
+            cv.text(g1.left, y0, "e.g.", va="top")
+        ex = f"c={c}, n=0, first cell: y = {_short(gamma[c])} × {xs} {bs} {eq} {format_value(yv)}"
+        cv.text(g1.left + eg_w, y0, ex, va="top", color=channel_text_color(c))
         y0 -= line
     cv.text(
         g1.left,
@@ -308,12 +322,26 @@ def affine_figure(trace: Trace) -> Figure:
     return cv.finish()
 
 
-# --- 4. the whole walkthrough in one row -------------------------------------------------------
+# --- 4. the whole walkthrough on two rows -----------------------------------------------------
+
+
+def _elbow(
+    cv: _Canvas, pts: list[tuple[float, float]], color: str = MUTED, lw: float = 1.6
+) -> None:
+    """A polyline through ``pts`` whose last segment is an arrow."""
+    xs, ys = zip(*pts[:-1], strict=True)
+    cv.ax.plot(xs, ys, color=color, lw=lw, solid_capstyle="butt", zorder=1)
+    cv.arrow(*pts[-2], *pts[-1], color=color, lw=lw)
+    for x, y in pts:
+        cv.extend(x, y, x, y)
 
 
 @_styled
 def walkthrough_figure(trace: Trace, footer: str = "") -> Figure:
-    """x → (μ, σ²) → x̂ → y in one compact row; ``footer`` (e.g. the check against torch) below."""
+    """x → (μ, σ²) on the first row, x̂ → y on the second; ``footer`` (e.g. the check) below.
+
+    Two rows keep the figure inside the page's 1000 px with the values at full size (9 pt).
+    """
     x = _step_array(trace, "input")
     xh = _step_array(trace, "xhat")
     y = _step_array(trace, "output")
@@ -321,16 +349,41 @@ def walkthrough_figure(trace: Trace, footer: str = "") -> Figure:
     mean = trace["mean"].value.detach().double().numpy()
     var = trace["var"].value.detach().double().numpy()
     show = x.size <= MAX_VALUE_CELLS
-    size = VALUE_SIZE - 1  # compact: 8 pt values
     strings = [format_value(v) for v in (*x.flat, *xh.flat, *y.flat, *mean, *var)] if show else []
-    cv = _Canvas(_value_unit(strings, size) if show else 0.3)
-    arrow_w = 1.9
-    first_w = max(arrow_w, cv.text_w("mean, var", LABEL_SIZE) + 1.3)  # room for μ_B / σ²_B
-    kw: dict[str, Any] = {"show_values": show, "super_header": False, "value_size": size}
+    cv = _Canvas(_value_unit(strings) if show else 0.3)
+    kw: dict[str, Any] = {"show_values": show, "super_header": False}
+    line = LABEL_SIZE * 1.45 / 72 / cv.unit
+
+    def arrow(x0: float, x1: float, y: float, above: str, below: str) -> None:
+        cv.arrow(x0 + 0.25, y, x1 - 0.25, y, lw=1.6)
+        big = "$" in above
+        cv.text(
+            (x0 + x1) / 2,
+            y + 0.18,
+            above,
+            ha="center",
+            va="bottom",
+            size=LABEL_SIZE + (2 if big else 0),
+        )
+        cv.text((x0 + x1) / 2, y - 0.18, below, ha="center", va="top", color=MUTED)
+
+    def caption(x0: float, x1: float, y: float, s: str) -> None:
+        cv.text((x0 + x1) / 2, y - 0.3, s, ha="center", va="top", weight="bold")
+
+    # row 1: x → per-channel μ and σ² (one cell each per channel, stacked)
     g_x = _draw_grid(cv, x, 0.0, 0.0, row_labels="short", **kw)
     mid = (g_x.top + g_x.bottom) / 2
-    # the statistics: one cell per channel for μ and for σ², centred vertically
-    xs = g_x.right + first_w
+    arrow_w = max(1.9, cv.text_w("mean, var", LABEL_SIZE) + 0.7)
+    mu, s2 = (r"$\mu_B$", r"$\sigma_B^2$") if trace.training else (r"$\mu$", r"$\sigma^2$")
+    label_w = max(cv.text_w("σ²B", 12), 0.6) + 0.25
+    xs = g_x.right + arrow_w + label_w
+    arrow(
+        g_x.right,
+        xs - label_w,
+        mid,
+        "mean, var" if trace.training else "running",
+        _zh("按通道") or "per channel",
+    )
     for c in range(c_):
         for k, v in enumerate((mean[c], var[c])):
             cv.cell(
@@ -338,53 +391,33 @@ def walkthrough_figure(trace: Trace, footer: str = "") -> Figure:
                 mid + 0.15 - k * 1.3,
                 format_value(v) if show else "",
                 face=_tint(channel_color(c), 0.35),
-                edge=channel_color(c),
+                edge=channel_edge_color(c),
                 lw=1.4,
-                size=size,
             )
     s_right = xs + c_ * 1.15 - 0.15
-    mu, s2 = (r"$\mu_B$", r"$\sigma_B^2$") if trace.training else (r"$\mu$", r"$\sigma^2$")
-    cv.text(xs - 0.12, mid + 0.65, mu, ha="right", size=12)
-    cv.text(xs - 0.12, mid - 0.65, s2, ha="right", size=12)
-    g_h = _draw_grid(cv, xh, s_right + arrow_w, 0.0, row_labels="none", **kw)
-    g_y = _draw_grid(cv, y, g_h.right + arrow_w, 0.0, row_labels="none", **kw)
-    arrows = [
-        (g_x.right, xs - 0.75, "mean, var", _zh("按通道")),
-        (s_right, g_h.left, "normalize", _zh("标准化")),
-        (g_h.right, g_y.left, r"$\times\gamma + \beta$", _zh("缩放平移")),
-    ]
-    for x0, x1, above, below in arrows:
-        cv.arrow(x0 + 0.25, mid, x1 - 0.25, mid, lw=1.6)
-        big = "$" in above
-        cv.text(
-            (x0 + x1) / 2,
-            mid + 0.18,
-            above,
-            ha="center",
-            va="bottom",
-            size=LABEL_SIZE + (2 if big else -0.5),
-        )
-        cv.text(
-            (x0 + x1) / 2,
-            mid - 0.18,
-            below,
-            ha="center",
-            va="top",
-            color=MUTED,
-            size=LABEL_SIZE - 0.5,
-        )
-    captions = [
-        ((g_x.left + g_x.right) / 2, _bi("x: input", "输入")),
-        ((xs + s_right) / 2, _bi("per-channel stats", "统计量")),
-        ((g_h.left + g_h.right) / 2, "x̂ = (x − μ) / √(σ² + ε)"),
-        ((g_y.left + g_y.right) / 2, _bi("y = γ·x̂ + β", "输出")),
-    ]
-    bottom = min(g_x.bottom, mid - 1.15 - 0.2)
-    for cx, s in captions:
-        cv.text(cx, bottom - 0.3, s, ha="center", va="top", weight="bold")
+    cv.text(xs - 0.15, mid + 0.65, mu, ha="right", size=12)
+    cv.text(xs - 0.15, mid - 0.65, s2, ha="right", size=12)
+    row1_bottom = min(g_x.bottom, mid - 1.15)
+    caption(g_x.left, g_x.right, row1_bottom, _bi("x: input", "输入"))
+    caption(xs, s_right, row1_bottom, _bi("per-channel stats", "统计量"))
+
+    # row 2: x̂ → y, fed by the statistics through an elbow arrow clear of the captions
+    start = row1_bottom - 0.3 - line * 1.1 - 0.15
+    bend = start - 0.75
+    top2 = bend - 0.55 - (g_x.header_top - g_x.top)
+    g_h = _draw_grid(cv, xh, 0.0, top2, row_labels="short", **kw)
+    g_y = _draw_grid(cv, y, g_h.right + arrow_w, top2, row_labels="none", **kw)
+    mid2 = (g_h.top + g_h.bottom) / 2
+    arrow(g_h.right, g_y.left, mid2, r"$\times\gamma + \beta$", _zh("缩放平移") or "per channel")
+    sx, hx = (xs + s_right) / 2, (g_h.left + g_h.right) / 2
+    _elbow(cv, [(sx, start), (sx, bend), (hx, bend), (hx, g_h.header_top + 0.05)])
+    cv.text((sx + hx) / 2, bend + 0.12, _bi("normalize", "标准化"), ha="center", va="bottom")
+    bottom = g_h.bottom
+    caption(g_h.left, g_h.right, bottom, "x̂ = (x − μ) / √(σ² + ε)")
+    caption(g_y.left, g_y.right, bottom, _bi("y = γ·x̂ + β", "输出"))
     if footer:
         color = "#1a7f37" if footer.startswith("✓") else "#cf222e"
-        cv.text(g_x.left, bottom - 1.05, footer, ha="left", va="top", color=color, size=LABEL_SIZE)
+        cv.text(g_h.left, bottom - 0.3 - 2 * line, footer, va="top", color=color)
     mode = "training mode: batch statistics" if trace.training else "eval mode: running statistics"
     title = _bi("Batch normalization, step by step", "批量归一化的每一步", "  ")
     _title(
