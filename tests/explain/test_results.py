@@ -101,7 +101,7 @@ def test_the_wheel_ships_the_committed_runs_where_results_dir_looks(tmp_path):
     }
     assert len(want) >= 3 * 7
     assert shipped == want  # the runs' files, not the plots, READMEs or checkpoints
-    assert "bnlab/web/static/app.js" in names and "bnlab/__init__.py" in names
+    assert "bnlab/web/static/main.js" in names and "bnlab/__init__.py" in names
     env = {k: v for k, v in os.environ.items() if k != "BNLAB_RESULTS"}
     env["PYTHONPATH"] = str(tmp_path / "site")  # ahead of the editable checkout
     code = "import bnlab.explain.results as r; print(r.__file__); print(r.results_dir())"
