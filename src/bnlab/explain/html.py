@@ -38,6 +38,8 @@ figcaption { color: #5b6570; font-size: 0.9em; }
 nav ol { columns: 2; }
 .check { overflow-wrap: anywhere; }
 @media (max-width: 600px) { nav ol { columns: 1; } body { margin: 1em auto; } }
+/* on a phone a figure keeps its size (its numbers stay >= 11 px) and scrolls inside its box */
+@media (max-width: 600px) { figure { overflow-x: auto; } figure img { max-width: none; } }
 .same { color: #1a7f37; }
 details { margin: 0.3em 0; }
 summary { cursor: pointer; color: #33404d; }
