@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import BNValueError
-from ..explain.figures.style import INK, LABEL_SIZE, MUTED, PALETTE, TITLE_SIZE, _bi, _styled
+from ..explain.figures.style import INK, LABEL_SIZE, MUTED, PALETTE, TITLE_SIZE, _bi, _styled, tr
 from .runs import QUANTILE_KEYS, Run, _is_number
 
 # Runs beyond the channel palette: tab10's last two, then tab20's light tints.
@@ -40,6 +40,7 @@ RUN_COLORS: tuple[str, ...] = (
 )
 SWEEP_NAME = re.compile(r"^(?P<model>.+)-lr(?P<rate>\d+(?:\.\d*)?(?:e[-+]?\d+)?)$")
 MODEL_LABELS = {"lenet-bn": "LeNet-BN", "lenet": "LeNet (no BN)", "mlp-fig1": "Fig. 1 MLP"}
+MODEL_LABELS_ZH = {"lenet-bn": "LeNet-BN", "lenet": "LeNet（无 BN）", "mlp-fig1": "图 1 的 MLP"}
 LOSS_CAP = 3.0  # the loss axis stops here (chance level is ln 10 ≈ 2.30); a diverged run is cut
 HEADER_IN = 0.56  # inches above the panels for a figure's title; each subtitle line adds LINE_IN
 LINE_IN = 0.22
@@ -77,8 +78,9 @@ def _paper_note(runs: Sequence[Run]) -> str:
     if not fig1:
         return ""
     sets = ", ".join(sorted({_dataset(r) for r in fig1}))
-    note = f"the paper used MNIST; this is {sets}"
-    return note if len(fig1) == len(runs) else f"{_and([r.label for r in fig1])}: {note}"
+    note = tr(f"the paper used MNIST; this is {sets}", f"论文用的是 MNIST；这里是 {sets}")
+    who = _and([r.label for r in fig1])
+    return note if len(fig1) == len(runs) else tr(f"{who}: {note}", f"{who}：{note}")
 
 
 def _header(fig: Figure, height: float, title: str, subtitle: str = "") -> None:
@@ -207,12 +209,14 @@ def _group_label(names: Sequence[str], width: int = 34) -> str:
             lines.append(f"= {name}")
         else:
             lines[-1] += f" = {name}"
-    lines[-1] += " (identical)"
+    lines[-1] += tr(" (identical)", "（完全相同）")
     return "\n".join(lines)
 
 
 def _and(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if len(names) == 1:
+        return names[0]
+    return tr(", ", "、").join(names[:-1]) + tr(" and ", " 和 ") + names[-1]
 
 
 def _ylim_acc(values: Sequence[float]) -> tuple[float, float]:
@@ -244,12 +248,25 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
     styles = _line_styles(runs, groups)
     any_precise = any(r.precise is not None for r in runs)
     notes = [
-        "test accuracy in eval mode (running statistics)"
-        + ("; ◇ = BN recalibrated on the whole training set" if any_precise else "")
+        tr(
+            "test accuracy in eval mode (running statistics)",
+            "测试准确率在预测模式下测得（用移动平均）",
+        )
+        + (
+            tr(
+                "; ◇ = BN recalibrated on the whole training set",
+                "；◇ = BN 在整个训练集上重新统计",
+            )
+            if any_precise
+            else ""
+        )
     ]
     notes += [
-        f"{_and([labels[i] for i in g])} lie on top of each other (within {COINCIDE_TOL:g} "
-        "at every epoch)"
+        tr(
+            f"{_and([labels[i] for i in g])} lie on top of each other (within {COINCIDE_TOL:g} "
+            "at every epoch)",
+            f"{_and([labels[i] for i in g])} 的曲线互相重合（每一轮都相差不到 {COINCIDE_TOL:g}）",
+        )
         for g in groups
     ]
     subtitle = "\n".join(notes)
@@ -260,9 +277,13 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
     grid = fig.subplots(2, 2)
     axs, legend_ax = [grid[0, 0], grid[0, 1], grid[1, 0]], grid[1, 1]
     panels = (
-        ("train_loss", _bi("train loss", "训练损失"), "cross-entropy"),
-        ("train_acc", _bi("train accuracy", "训练准确率"), "accuracy"),
-        ("test_acc", _bi("test accuracy (eval mode)", "测试准确率"), "accuracy"),
+        ("train_loss", _bi("train loss", "训练损失"), tr("cross-entropy", "交叉熵")),
+        ("train_acc", _bi("train accuracy", "训练准确率"), tr("accuracy", "准确率")),
+        (
+            "test_acc",
+            tr(_bi("test accuracy (eval mode)", "测试准确率"), "测试准确率（预测模式）"),
+            tr("accuracy", "准确率"),
+        ),
     )
     clipped = False
     acc_values: list[float] = []
@@ -301,7 +322,8 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
             ax.set_ylim(0, top)
         else:
             acc_values += values
-        ax.set_title(title + (f" (cut at {LOSS_CAP:g})" if key == "train_loss" and clipped else ""))
+        cut = tr(f" (cut at {LOSS_CAP:g})", f"（截断于 {LOSS_CAP:g}）")
+        ax.set_title(title + (cut if key == "train_loss" and clipped else ""))
         ax.set_xlabel(_bi("epoch", "轮次"))
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -327,7 +349,12 @@ def curves_figure(runs: Sequence[Run]) -> Figure:
             texts.append(_group_label([labels[j] for j in g]))
     if any_precise:
         handles.append(Line2D([], [], ls="none", marker="D", ms=7, mfc="white", mec=MUTED, mew=2.0))
-        texts.append(_bi("precise-BN test accuracy", "重新统计 BN 后", "\n"))
+        texts.append(
+            tr(
+                _bi("precise-BN test accuracy", "重新统计 BN 后", "\n"),
+                "重新统计 BN 后的\n测试准确率",
+            )
+        )
     legend_ax.legend(
         handles,
         texts,
@@ -385,11 +412,18 @@ def bands_figure(runs: Sequence[Run], layer: str | int | None = None, channel: i
     ncols = 2 if n == 4 else (min(n, 3) if n <= 9 else 4)  # readable at the page's width
     nrows = math.ceil(len(picked) / ncols)
     which = (
-        "the last recorded sigmoid"
+        tr("the last recorded sigmoid", "记录的最后一个 sigmoid")
         if layer is None
-        else (f"module {layer}" if isinstance(layer, str) else f"nonlinearity {layer}")
+        else (
+            tr(f"module {layer}", f"模块 {layer}")
+            if isinstance(layer, str)
+            else tr(f"nonlinearity {layer}", f"非线性层 {layer}")
+        )
     )
-    sub = f"{which}, channel {channel}; x = training step; one y range for all columns"
+    sub = tr(
+        f"{which}, channel {channel}; x = training step; one y range for all columns",
+        f"{which}，通道 {channel}；横轴是训练步数；各列共用一个纵轴范围",
+    )
     note = _paper_note([r for _, r in picked])
     subtitle = f"{sub}\n{note}" if note else sub
     header = _header_in(subtitle)
@@ -423,7 +457,11 @@ def bands_figure(runs: Sequence[Run], layer: str | int | None = None, channel: i
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
         ax.set_title(
-            f"{labels[i]}\nmodule {name} (nonlinearity {pos} of {count}), channel {channel}",
+            f"{labels[i]}\n"
+            + tr(
+                f"module {name} (nonlinearity {pos} of {count}), channel {channel}",
+                f"模块 {name}（第 {pos} 个非线性层，共 {count} 个），通道 {channel}",
+            ),
             fontsize=LABEL_SIZE + 0.5,
         )
         ax.set_xlabel(_bi("training step", "训练步数"))
@@ -440,7 +478,13 @@ def bands_figure(runs: Sequence[Run], layer: str | int | None = None, channel: i
     for r in range(nrows):
         axs[r * ncols].set_ylabel(_bi("sigmoid input", "sigmoid 的输入"))
     handles = [
-        Line2D([], [], color=MUTED, lw=2.0, label=_bi("median (50th percentile)", "中位数")),
+        Line2D(
+            [],
+            [],
+            color=MUTED,
+            lw=2.0,
+            label=tr(_bi("median (50th percentile)", "中位数"), "中位数（第 50 百分位）"),
+        ),
         Patch(facecolor=MUTED, alpha=0.3, label=_bi("15th–85th percentile", "第 15–85 百分位")),
     ]
     fig.legend(
@@ -449,8 +493,12 @@ def bands_figure(runs: Sequence[Run], layer: str | int | None = None, channel: i
     _header(
         fig,
         height,
-        _bi(
-            "Input to one sigmoid over training (BN paper, Fig. 1b–c)", "训练中 sigmoid 输入的分布"
+        tr(
+            _bi(
+                "Input to one sigmoid over training (BN paper, Fig. 1b–c)",
+                "训练中 sigmoid 输入的分布",
+            ),
+            "训练中一个 sigmoid 的输入分布（BN 论文图 1b–c）",
         ),
         subtitle,
     )
@@ -482,7 +530,10 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     groups = _sweep_points(runs)
     if not groups:
         raise BNValueError("sweep_figure: no run is named like <model>-lr<rate>")
-    subtitle = "test accuracy (eval mode) after the last epoch, one point per run"
+    subtitle = tr(
+        "test accuracy (eval mode) after the last epoch, one point per run",
+        "最后一轮之后的测试准确率（预测模式），每次训练对应一个点",
+    )
     header = _header_in(subtitle)
     height = 4.6 + header
     fig = Figure(figsize=(8.0, height), facecolor="white")
@@ -503,14 +554,18 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
             lw=2.0,
             marker="o",
             ms=6,
-            label=f"{MODEL_LABELS.get(model, model)}, {epochs} epoch{'s' if epochs != 1 else ''}",
+            label=tr(
+                f"{MODEL_LABELS.get(model, model)}, {epochs} epoch{'s' if epochs != 1 else ''}",
+                f"{MODEL_LABELS_ZH.get(model, model)}，{epochs} 轮",
+            ),
         )
-    ax.axhline(0.1, color=MUTED, lw=1.0, ls="--", label=_bi("chance (10 classes)", "随机猜测"))
+    chance = tr(_bi("chance (10 classes)", "随机猜测"), "随机猜测（10 类）")
+    ax.axhline(0.1, color=MUTED, lw=1.0, ls="--", label=chance)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
     ax.set_xlim(min(rates) / 1.4, max(rates) * 1.4)
     ax.set_ylim(0, 1)
-    ax.set_xlabel(_bi("learning rate (log scale)", "学习率"))
+    ax.set_xlabel(tr(_bi("learning rate (log scale)", "学习率"), "学习率（对数刻度）"))
     ax.set_ylabel(_bi("final test accuracy", "最终测试准确率"))
     ax.grid(alpha=0.3, which="both")
     fig.legend(

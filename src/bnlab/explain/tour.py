@@ -40,14 +40,15 @@ def build_sections() -> list[examples.Section]:
     return [*sections, summary_section(sections)]
 
 
-def render_figures(sections: list[examples.Section]) -> dict[str, bytes]:
-    """Every section's figures as PNG bytes, keyed by figure key."""
+def render_figures(sections: list[examples.Section], lang: str = "en") -> dict[str, bytes]:
+    """Every section's figures as PNG bytes, keyed by figure key, labelled in ``lang``."""
     from . import figures
 
     images: dict[str, bytes] = {}
-    for s in sections:
-        for spec in s.figures:
-            images[spec.key] = figures.render(spec.factory(), "png")
+    with figures.language(lang):  # read when each figure is built, inside the factory
+        for s in sections:
+            for spec in s.figures:
+                images[spec.key] = figures.render(spec.factory(), "png")
     return images
 
 
@@ -63,7 +64,7 @@ def run(out_dir: str | Path, console: Console | None = None, lang: str = "en") -
     sections = build_sections()
     if console is not None:
         text.render_sections(sections, console, lang)
-    images = render_figures(sections)
+    images = render_figures(sections, lang)
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     paths = []

@@ -18,8 +18,13 @@ s·DPI/72·min(1, 1000/(W·DPI)) px. Wide figures wrap onto two rows rather than
 Grid figures are laid out in "cell units" on one full-figure axes (one unit = one tensor cell),
 so the figure's size follows the tensor's size and cell values stay at a readable 9 pt.
 
-Modules: ``style`` (palette, fonts, ``render``), ``canvas`` and ``grid`` (drawing in cell
-units), ``steps`` (the trace's steps), ``normalize`` (x̂ cell by cell, the statistics'
+Language: figures built inside ``with language("zh"):`` carry Chinese labels only (the tour's
+``--lang zh``); by default, English labels with Chinese glosses. Every label is written
+``tr(en, zh)``, or ``_bi(en, zh)`` where the gloss says it all; code, symbols, numbers, formulas and
+run names stay as they are in both.
+
+Modules: ``style`` (palette, fonts, ``render``, ``language``), ``canvas`` and ``grid`` (drawing
+in cell units), ``steps`` (the trace's steps), ``normalize`` (x̂ cell by cell, the statistics'
 broadcast), ``reductions`` (mean(dim), the norms' sets) and ``modes`` (running statistics, train
 vs eval mode).
 """
@@ -55,8 +60,11 @@ from .style import (  # noqa: F401
     channel_text_color,
     cjk_font_available,
     display_width,
+    figure_lang,
     format_value,
+    language,
     render,
+    tr,
 )
 
 __all__ = [
@@ -71,12 +79,15 @@ __all__ = [
     "channel_text_color",
     "cjk_font_available",
     "display_width",
+    "figure_lang",
     "format_value",
+    "language",
     "mean_dims_figure",
     "render",
     "running_figure",
     "stats_figure",
     "tensor_figure",
+    "tr",
     "train_eval_figure",
     "walkthrough_figure",
     "xhat_figure",

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.mathtext import MathTextParser
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from .style import (
@@ -197,6 +199,30 @@ class _Canvas:
         self.ax.set_ylim(y0, y1)
         self.fig.set_size_inches((x1 - x0) * self.unit, (y1 - y0) * self.unit)
         return self.fig
+
+
+def _is_cjk(ch: str) -> bool:
+    return ord(ch) > 0x2E80
+
+
+def _word_math(cv: _Canvas, x: float, y: float, label: str, size: float) -> None:
+    """``label`` ("word $formula$") right-aligned at x, centred on y.
+
+    Mathtext draws every glyph of its string in its own fonts, which have no Chinese: a Chinese
+    word is drawn as a text of its own, left of the formula, on the formula's baseline.
+    """
+    i = label.find("$")
+    word, formula = label[:i].strip(), label[i:]
+    if i <= 0 or not any(_is_cjk(ch) for ch in word):
+        cv.text(x, y, label, ha="right", size=size)
+        return
+    parsed = MathTextParser("path").parse(formula, dpi=72, prop=FontProperties(size=size))
+    baseline = y - (parsed.height / 2 - parsed.depth) / 72 / cv.unit  # points → cells
+    cv.text(x, baseline, formula, ha="right", va="baseline", size=size)
+    gap = size * 0.3 / 72 / cv.unit
+    cv.text(
+        x - parsed.width / 72 / cv.unit - gap, baseline, word, ha="right", va="baseline", size=size
+    )
 
 
 def _title(cv: _Canvas, x: float, bottom: float, title: str, subtitle: str = "") -> None:

@@ -29,6 +29,7 @@ from .style import (
     channel_text_color,
     diverging_color,
     format_value,
+    tr,
 )
 
 # --- tensor grids ------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def _draw_grid(
     # column headers (channel c=…), lines listed top → bottom, the first one bold in colour
     if headers is None:
         short = w_ * cv.unit < 1.0
-        headers = [[f"c={c}" if short else f"channel c={c}"] for c in range(c_)]
+        headers = [[f"c={c}" if short else _channel(c)] for c in range(c_)]
     n_lines = max(len(hs) for hs in headers)
     for c, hs in enumerate(headers):
         for i, s in enumerate(hs):
@@ -169,7 +170,7 @@ def _draw_grid(
         header_top += step
     if row_labels != "none":
         for n in range(n_):
-            label = f"sample n={n}" if row_labels == "long" else f"n={n}"
+            label = _sample(n) if row_labels == "long" else f"n={n}"
             x = left - (0.35 if outline else 0.18)  # clear of the dashed fences when outlined
             cv.text(x, top - n * (h_ + GAP_N) - h_ / 2, label, ha="right", color=MUTED)
     return _Grid(left, right, top, bottom, col_x, w_, header_top)
@@ -189,12 +190,24 @@ def _step_array(trace: Trace, step: str) -> np.ndarray:
     return a
 
 
+def _channel(c: int) -> str:
+    """A channel's name in headers and legends."""
+    return tr(f"channel c={c}", f"通道 c={c}")
+
+
+def _sample(n: int) -> str:
+    return tr(f"sample n={n}", f"样本 n={n}")
+
+
 def _row_label_width(cv: _Canvas, n: int) -> float:
-    return cv.text_w(f"sample n={n - 1}", LABEL_SIZE) + 0.25
+    return cv.text_w(_sample(n - 1), LABEL_SIZE) + 0.25
 
 
 def _block_note(a: np.ndarray) -> str:
     _, _, h, w = a.shape
     if h == 1 and w == 1:
-        return _bi("each cell: one value x[n, c]", "每格一个数")
-    return _bi(f"each block: one (sample, channel) slice of H×W = {h}×{w} values", f"每块 {h}×{w}")
+        return tr(_bi("each cell: one value x[n, c]", "每格一个数"), "每格一个值 x[n, c]")
+    return tr(
+        _bi(f"each block: one (sample, channel) slice of H×W = {h}×{w} values", f"每块 {h}×{w}"),
+        f"每块是一个（样本，通道）切片：H×W = {h}×{w} 个值",
+    )

@@ -11,15 +11,18 @@ from matplotlib.lines import Line2D
 from torch import Tensor
 
 from ...errors import BNValueError
+from .grid import _channel
 from .style import (
     INK,
     LABEL_SIZE,
     MUTED,
     TITLE_SIZE,
     _bi,
+    _mono,
     _styled,
     channel_edge_color,
     channel_text_color,
+    tr,
 )
 
 # --- 6. running statistics converge ------------------------------------------------------------
@@ -61,20 +64,20 @@ def running_figure(
     pv = np.asarray(population_var, dtype=float).reshape(-1)
     if pm.size != c_ or pv.size != c_:
         raise BNValueError(f"running_figure: expected {c_} population values per statistic")
-    labels = list(labels) if labels is not None else [f"channel c={c}" for c in range(c_)]
+    labels = list(labels) if labels is not None else [_channel(c) for c in range(c_)]
     fig = Figure(figsize=(10.5, 4.0), layout="constrained", facecolor="white")
     axs = fig.subplots(1, 2)
-    panels = [
-        (axs[0], rm, pm, "running_mean", "滑动平均的均值", "population mean 总体均值"),
-        (axs[1], rv, pv, "running_var", "滑动平均的方差", "population variance 总体方差"),
+    panels = [  # the statistic, its gloss, its title in a Chinese figure
+        (axs[0], rm, pm, "running_mean", "滑动平均的均值", "running_mean：均值的移动平均"),
+        (axs[1], rv, pv, "running_var", "滑动平均的方差", "running_var：方差的移动平均"),
     ]
-    for ax, run, pop, name, zh, _ in panels:
+    for ax, run, pop, name, gloss, zh in panels:
         for c in range(c_):
             color = channel_edge_color(c)
             # running ← (1 − momentum)·running + momentum·batch statistic, step after step
             ax.plot(xs, run[:, c], color=color, lw=1.8, label=labels[c])
             ax.axhline(pop[c], color=color, lw=1.2, ls="--", alpha=0.9)
-        ax.set_title(_bi(name, zh), fontsize=TITLE_SIZE - 1.5)
+        ax.set_title(tr(_bi(name, gloss), zh), fontsize=TITLE_SIZE - 1.5)
         ax.set_xlabel(_bi("training step", "训练步数"))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -85,10 +88,13 @@ def running_figure(
     handles.append(Line2D([], [], color=MUTED, lw=1.2, ls="--", label=_bi("population", "总体值")))
     axs[1].legend(handles=handles, fontsize=LABEL_SIZE - 0.5, loc="best", framealpha=0.9)
     fig.suptitle(
-        _bi(
-            "Running statistics converge to the population values",
-            "滑动平均逐渐逼近总体统计量",
-            "  ",
+        tr(
+            _bi(
+                "Running statistics converge to the population values",
+                "滑动平均逐渐逼近总体统计量",
+                "  ",
+            ),
+            "移动平均逐渐逼近总体的统计量",
         ),
         fontsize=TITLE_SIZE,
         weight="bold",
@@ -148,9 +154,11 @@ def train_eval_figure(
             linewidths=1.1,
             zorder=4,
         )
-        stats = (
+        stats = tr(
             f"train: mean {_f3(yt[c].mean())}, std {_f3(yt[c].std())}\n"
-            f"eval:  mean {_f3(ye[c].mean())}, std {_f3(ye[c].std())}"
+            f"eval:  mean {_f3(ye[c].mean())}, std {_f3(ye[c].std())}",
+            f"训练：均值 {_f3(yt[c].mean())}，标准差 {_f3(yt[c].std())}\n"
+            f"预测：均值 {_f3(ye[c].mean())}，标准差 {_f3(ye[c].std())}",
         )
         ax.text(
             0.03,
@@ -160,7 +168,7 @@ def train_eval_figure(
             va="top",
             ha="left",
             fontsize=LABEL_SIZE - 1,
-            family="DejaVu Sans Mono",
+            family=_mono(),
             bbox={
                 "boxstyle": "round,pad=0.3",
                 "facecolor": "white",
@@ -169,10 +177,10 @@ def train_eval_figure(
             },
         )
         ax.set_title(
-            f"channel c={c}", color=channel_text_color(c), fontsize=LABEL_SIZE + 1, weight="bold"
+            _channel(c), color=channel_text_color(c), fontsize=LABEL_SIZE + 1, weight="bold"
         )
-        ax.set_xlabel(_bi("input x", "输入"))
-        ax.set_ylabel(_bi("output y", "输出"))
+        ax.set_xlabel(tr(_bi("input x", "输入"), "输入 x"))
+        ax.set_ylabel(tr(_bi("output y", "输出"), "输出 y"))
         ax.grid(alpha=0.3)
     for ax in axs[c_:]:
         ax.set_axis_off()
@@ -193,7 +201,10 @@ def train_eval_figure(
             markerfacecolor="none",
             lw=1.2,
             ls="--",
-            label=_bi("eval mode: running mean/var", "预测模式：用滑动平均"),
+            label=tr(
+                _bi("eval mode: running mean/var", "预测模式：用滑动平均"),
+                "预测模式：用均值和方差的移动平均",
+            ),
         ),
     ]
     fig.legend(

@@ -29,6 +29,7 @@ from .style import (
     _tint,
     channel_color,
     channel_edge_color,
+    tr,
 )
 
 # --- 5. how mean(dim) works --------------------------------------------------------------------
@@ -63,12 +64,13 @@ def mean_dims_figure(x: Tensor | None = None) -> Figure:
     panels = [
         ("dim=0", "按列求平均值", "x.mean(dim=0, keepdim=True)", _shape([1, cols])),
         ("dim=1", "按行求平均值", "x.mean(dim=1, keepdim=True)", _shape([rows, 1])),
-        ("no dim", "所有元素的平均值", "x.mean()", "[] (a scalar)"),
+        ("no dim", "所有元素的平均值", "x.mean()", tr("[] (a scalar)", "[]（标量）")),
     ]
     for k, (en, zh, code, shp) in enumerate(panels):
         left = k * (panel_w + 1.2)
         title_y = top + 0.5 + 2 * line
-        cv.text(left, title_y, _bi(en, zh), size=TITLE_SIZE - 1, weight="bold", va="center")
+        head = tr(_bi(en, zh), f"{'不指定 dim' if en == 'no dim' else en}：{zh}")
+        cv.text(left, title_y, head, size=TITLE_SIZE - 1, weight="bold", va="center")
         cv.text(left, top + 0.45 + line * 0.6, code, family="DejaVu Sans Mono", size=code_size)
         if k == 0:  # each column averaged: column j keeps the colour of feature/channel j
             grid(left, lambda i, j: _tint(channel_color(j), 0.2))
@@ -135,14 +137,22 @@ def mean_dims_figure(x: Tensor | None = None) -> Figure:
             res_y = top - rows - 0.35
         cv.text(left, res_y, f"→ {res}", family="DejaVu Sans Mono", size=code_size, va="top")
         cv.text(
-            left, res_y - line, _bi(f"shape {shp}", "形状"), va="top", color=MUTED, size=code_size
+            left,
+            res_y - line,
+            tr(_bi(f"shape {shp}", "形状"), f"形状 {shp}"),
+            va="top",
+            color=MUTED,
+            size=code_size,
         )
     arange = np.array_equal(a, np.arange(a.size, dtype=float).reshape(a.shape))
     what = f"x = torch.arange({a.size}.).reshape({rows}, {cols})" if arange else "x"
     cv.text(
         0.0,
         top + 0.5 + 3.4 * line,
-        _bi(f"{what}: rows = samples, columns = features", "行是样本，列是特征"),
+        tr(
+            _bi(f"{what}: rows = samples, columns = features", "行是样本，列是特征"),
+            f"{what}：行是样本，列是特征",
+        ),
         color=MUTED,
         va="center",
     )
@@ -231,20 +241,34 @@ def axes_figure(groups: int = 2, channels: int | None = None) -> Figure:
 
     last = n_ - 1
     panels: list[tuple[str, str, Callable[[int, int, int], bool]]] = [
-        ("Batch Norm", _bi("one channel, over N, H·W", "按通道", "\n"), lambda n, c, j: c == 0),
-        ("Layer Norm", _bi("one sample, over C, H·W", "按样本", "\n"), lambda n, c, j: n == last),
         (
-            "Instance Norm",
-            _bi("one sample, one channel, over H·W", "按样本和通道", "\n"),
+            tr("Batch Norm", "批量归一化"),
+            tr(_bi("one channel, over N, H·W", "按通道", "\n"), "一个通道\n在 N、H·W 上"),
+            lambda n, c, j: c == 0,
+        ),
+        (
+            tr("Layer Norm", "层归一化"),
+            tr(_bi("one sample, over C, H·W", "按样本", "\n"), "一个样本\n在 C、H·W 上"),
+            lambda n, c, j: n == last,
+        ),
+        (
+            tr("Instance Norm", "实例归一化"),
+            tr(
+                _bi("one sample, one channel, over H·W", "按样本和通道", "\n"),
+                "一个样本、一个通道\n在 H·W 上",
+            ),
             lambda n, c, j: n == last and c == 0,
         ),
         (
-            "Group Norm",
-            _bi(
-                f"one sample, one group of {_plural(per, 'channel')}\n"
-                f"(C = {c_} in G = {_plural(groups, 'group')})",
-                "按样本和通道组",
-                "  ",
+            tr("Group Norm", "组归一化"),
+            tr(
+                _bi(
+                    f"one sample, one group of {_plural(per, 'channel')}\n"
+                    f"(C = {c_} in G = {_plural(groups, 'group')})",
+                    "按样本和通道组",
+                    "  ",
+                ),
+                f"一个样本、一组 {per} 个通道\n（C = {c_} 分成 G = {groups} 组）",
             ),
             lambda n, c, j: n == last and c < per,
         ),
@@ -257,8 +281,9 @@ def axes_figure(groups: int = 2, channels: int | None = None) -> Figure:
         cx = ox + (n_ + c_ * dx) / 2
         cv.text(cx, top + 2.35, title, ha="center", size=TITLE_SIZE - 0.5, weight="bold")
         cv.text(cx, top + 1.0, sub, ha="center", size=LABEL_SIZE - 0.5, color=MUTED)
-    note = _bi(
-        "shaded: the cells that share one mean and one variance", "阴影部分共用一个均值和方差"
+    note = tr(
+        _bi("shaded: the cells that share one mean and one variance", "阴影部分共用一个均值和方差"),
+        "阴影：共用一个均值和一个方差的格子",
     )
     cv.text(-1.6, -2.0, note, va="center", color=MUTED)
     return cv.finish()

@@ -4,6 +4,10 @@ Channels keep one colour everywhere (``PALETTE``): channel c is ``channel_color(
 figure. Chinese glosses need the WenQuanYi Micro Hei font (``fonts-wqy-microhei``); without it
 they are left out rather than drawn as empty boxes. A figure function decorated with ``_styled``
 is built inside bnlab's rc settings, and ``render`` writes byte-for-byte deterministic SVG.
+
+Language: a figure built inside ``with language("zh"):`` carries Chinese labels only (every label
+goes through ``tr(en, zh)`` or ``_bi``); outside it, or without the CJK font, the English labels
+with their Chinese glosses. The language is read when a figure is built, not when it is rendered.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import io
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import matplotlib
@@ -22,6 +27,7 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
 from ...errors import BNValueError
+from ..lang import check_lang
 
 # One colour per channel, shared by every figure and the web explorer: Okabe & Ito's colour-blind
 # safe list (blue, orange, bluish green, reddish purple, sky blue, vermillion, yellow, black).
@@ -125,15 +131,52 @@ def _styled(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# --- language ----------------------------------------------------------------------------------
+
+_LANG: ContextVar[str] = ContextVar("bnlab_figures_lang", default="en")
+
+
+@contextlib.contextmanager
+def language(lang: str) -> Iterator[None]:
+    """Figures built inside the block are labelled in ``lang``: "en" (English with Chinese glosses,
+    the default) or "zh" (Chinese only)."""
+    token = _LANG.set(check_lang(lang))
+    try:
+        yield
+    finally:
+        _LANG.reset(token)
+
+
+def figure_lang() -> str:
+    """The labels' language now: "zh" inside ``language("zh")`` when the CJK font is installed."""
+    return "zh" if _LANG.get() == "zh" and cjk_font_available() else "en"
+
+
+def tr(en: str, zh: str) -> str:
+    """A label: ``en`` in an English figure, ``zh`` in a Chinese one."""
+    return zh if figure_lang() == "zh" else en
+
+
 def _zh(text: str) -> str:
     """A Chinese gloss, or nothing when no CJK font is installed (never a row of empty boxes)."""
     return text if cjk_font_available() else ""
 
 
 def _bi(en: str, zh: str, sep: str = " ") -> str:
-    """English with its Chinese gloss beside it."""
+    """English with its Chinese gloss beside it; in a Chinese figure the Chinese alone.
+
+    Only for a gloss that says all the English says; otherwise ``tr(_bi(en, gloss), zh)``.
+    """
+    if figure_lang() == "zh":
+        return zh
     z = _zh(zh)
     return f"{en}{sep}{z}" if z else en
+
+
+def _mono() -> str | list[str]:
+    """The code font; in a Chinese figure with the CJK font behind it for the Chinese words."""
+    mono = "DejaVu Sans Mono"
+    return [mono, CJK_FONT] if figure_lang() == "zh" else mono
 
 
 def channel_color(c: int) -> str:
