@@ -68,8 +68,8 @@ def running_figure(
     fig = Figure(figsize=(10.5, 4.0), layout="constrained", facecolor="white")
     axs = fig.subplots(1, 2)
     panels = [  # the statistic, its gloss, its title in a Chinese figure
-        (axs[0], rm, pm, "running_mean", "滑动平均的均值", "running_mean：均值的移动平均"),
-        (axs[1], rv, pv, "running_var", "滑动平均的方差", "running_var：方差的移动平均"),
+        (axs[0], rm, pm, "running_mean", "移动平均的均值", "running_mean：均值的移动平均"),
+        (axs[1], rv, pv, "running_var", "移动平均的方差", "running_var：方差的移动平均"),
     ]
     for ax, run, pop, name, gloss, zh in panels:
         for c in range(c_):
@@ -91,7 +91,7 @@ def running_figure(
         tr(
             _bi(
                 "Running statistics converge to the population values",
-                "滑动平均逐渐逼近总体统计量",
+                "移动平均逐渐逼近总体统计量",
                 "  ",
             ),
             "移动平均逐渐逼近总体的统计量",
@@ -202,7 +202,7 @@ def train_eval_figure(
             lw=1.2,
             ls="--",
             label=tr(
-                _bi("eval mode: running mean/var", "预测模式：用滑动平均"),
+                _bi("eval mode: running mean/var", "预测模式：用移动平均"),
                 "预测模式：用均值和方差的移动平均",
             ),
         ),

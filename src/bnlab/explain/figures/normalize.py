@@ -122,7 +122,7 @@ def xhat_figure(trace: Trace) -> Figure:
         )
         if trace.training
         else tr(
-            _bi("eval mode: the running statistics normalize", "用滑动平均"),
+            _bi("eval mode: the running statistics normalize", "用移动平均"),
             "预测模式：用移动平均的统计量标准化",
         ),
         va="top",

@@ -244,7 +244,7 @@ def _stats_title(cv: _Canvas, g: _Grid, trace: Trace, var_label: str) -> Figure:
         )
     else:
         title = tr(
-            _bi("Step 1 (eval) / 第一步: running mean and variance", "用滑动平均", "  "),
+            _bi("Step 1 (eval) / 第一步: running mean and variance", "用移动平均", "  "),
             "第一步（预测模式）：均值和方差的移动平均",
         )
         sub = tr(
