@@ -221,3 +221,30 @@ def test_per_sample_gradients_with_vmap_and_grad():
         results.append(vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y))
     for k in results[1]:
         _close(results[0][k], results[1][k], f"per-sample gradient of {k}")
+
+
+def test_nested_vmap_with_batched_running_statistics():
+    xs = torch.randn(3, 2, 4, 5, dtype=D)
+    results = []
+    for fn in (batch_norm, F.batch_norm):
+        rm, rv = torch.zeros(3, 2, 5, dtype=D), torch.ones(3, 2, 5, dtype=D)
+
+        def one(x, m, v, fn=fn):  # x: (N=4, C=5), its own (5,) running statistics
+            return fn(x, m, v, None, None, True, 0.1, 1e-5)
+
+        out = vmap(vmap(one))(xs, rm, rv)
+        results.append((out, rm, rv))
+    for ours, theirs in zip(*results, strict=True):
+        _close(ours, theirs, "nested vmap")
+
+
+def test_eval_double_backward_uses_the_statistics_of_its_forward():
+    """Both backward paths see the running statistics as the forward read them (copies), even
+    if the buffers are updated before the backward runs."""
+    x, w, b, rm, rv = _data()
+    xs = x.clone().requires_grad_()
+    y = batch_norm(xs, rm, rv, w, b, False)
+    batch_norm(torch.randn(4, 3, 2, 2, dtype=D), rm, rv, w, b, True)  # the buffers move
+    (first,) = torch.autograd.grad(y.sum() * 2, xs, retain_graph=True)
+    (graph,) = torch.autograd.grad(y.sum() * 2, xs, create_graph=True)
+    _close(first, graph, "first-order vs graph backward after a buffer update")

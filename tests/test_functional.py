@@ -279,7 +279,21 @@ BAD = [
         "momentum None with running stats",
         dict(momentum=None),
         BNTypeError,
-        r"expected momentum to be a number",
+        r"argument 'momentum' must be float, not NoneType",
+    ),
+    (  # torch's argument parser refuses it even when no statistic is updated
+        "momentum None in eval",
+        dict(momentum=None, training=False),
+        BNTypeError,
+        r"argument 'momentum' must be float, not NoneType",
+    ),
+    ("training None", dict(training=None), BNTypeError, r"'training' must be bool, not NoneType"),
+    ("training 1", dict(training=1), BNTypeError, r"'training' must be bool, not int"),
+    (
+        "running_mean requires grad",
+        dict(running_mean=torch.zeros(3, requires_grad=True)),
+        BNValueError,  # and a RuntimeError, as torch's
+        r"not differentiable with respect to argument 'running_mean'",
     ),
 ]
 

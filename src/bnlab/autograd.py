@@ -161,10 +161,8 @@ class BatchNormFunction(torch.autograd.Function):
         )
         if batch_stats:  # the update went into (B·C,) tensors: back into the caller's buffers
             for t, d, f in zip(stats, (rm_dim, rv_dim), flat, strict=True):
-                if t is not None and f is not None:
-                    view = t.movedim(d, 0)  # type: ignore[arg-type]
-                    if f.data_ptr() != view.data_ptr():  # reshape copied: write it back
-                        view.copy_(f.reshape(B, C))
+                if t is not None and f is not None:  # C·B values: copy, view or not (nested
+                    t.movedim(d, 0).copy_(f.reshape(B, C))  # vmap has no data pointers)
         out = out.reshape(N, B, C, *rest)
         return (out, mean.reshape(B, C), invstd.reshape(B, C)), (1, 0, 0)
 
@@ -173,14 +171,12 @@ def setup_context(
     ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]
 ) -> tuple[Tensor | None, ...]:
     """What the backward keeps: x, γ, μ, 1/√(σ²+ε) and the settings (the op shares this)."""
-    input, weight, bias, running_mean, running_var, batch_stats, _, eps, kernel = inputs
+    input, weight, bias, _, _, batch_stats, _, eps, kernel = inputs
     _, mean, invstd = output
     saved = (input, weight, mean, invstd)
     ctx.save_for_backward(*saved)
     ctx.batch_stats, ctx.eps, ctx.kernel = batch_stats, eps, kernel
     ctx.bias_dtype = None if bias is None else bias.dtype
-    # eval: the running statistics are constants of the graph; kept for the graph path
-    ctx.running = None if batch_stats else (running_mean, running_var)
     ctx.count = input.numel() // max(input.shape[1], 1)
     return saved
 
@@ -194,9 +190,8 @@ def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | Non
         kernel = backends.select(kernel, input)
     grad_input = None
     if torch.is_grad_enabled():  # a graph of this backward is wanted: differentiable ops
-        running_mean, running_var = ctx.running or (None, None)
         grad_input, sum_dy_xhat, sum_dy = derivatives.backward_graph(
-            grad_output, input, weight, running_mean, running_var, ctx.batch_stats, ctx.eps
+            grad_output, input, weight, mean, invstd, ctx.batch_stats, ctx.eps
         )
     else:
         xhat = kernel.normalized(input, mean, invstd)

@@ -139,6 +139,14 @@ def check_arguments(
         raise BNValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise BNValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if not isinstance(training, bool):  # as torch's argument parser: a bool, not 1 or None
+        raise BNTypeError(
+            f"batch_norm(): argument 'training' must be bool, not {type(training).__name__}"
+        )
+    if not _is_real(momentum):
+        raise BNTypeError(
+            f"batch_norm(): argument 'momentum' must be float, not {type(momentum).__name__}"
+        )
     if input.numel() == 0:
         return
     if not training and running_mean is None:
@@ -154,13 +162,14 @@ def check_arguments(
     }
     for name, t in per_channel.items():
         _check_count(name, t, input)
-    if (running_mean is None) != (running_var is None):
-        raise BNValueError(
+    if (running_mean is None) != (running_var is None):  # torch: ValueError or RuntimeError
+        raise BNRuntimeValueError(
             "running_mean and running_var must either both be None or neither be None"
         )
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.requires_grad and torch.is_grad_enabled():
+            raise BNRuntimeValueError(
+                f"The function 'batch_norm' is not differentiable with respect to argument "
+                f"'{name}'. This input cannot have requires_grad True."
+            )
     _check_dtypes(input, per_channel)
-    if training and running_mean is not None and not _is_real(momentum):
-        raise BNTypeError(
-            "batch_norm: expected momentum to be a number when training updates running statistics "
-            f"(got {momentum!r})"
-        )

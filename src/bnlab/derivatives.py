@@ -33,37 +33,38 @@ def _per_channel(v: Tensor, ndim: int) -> Tensor:
 
 
 def _normalized(
-    x: Tensor,
-    running_mean: Tensor | None,
-    running_var: Tensor | None,
-    batch_stats: bool,
-    eps: float,
+    x: Tensor, mean: Tensor, invstd: Tensor, batch_stats: bool, eps: float
 ) -> tuple[Tensor, Tensor]:
-    """(x̂, s) in the accumulate dtype, as differentiable functions of x (batch statistics)."""
+    """(x̂, s) in the accumulate dtype.  With batch statistics they are recomputed from x, so
+    the graph holds their dependence on every x; with running statistics the saved μ and
+    1/√(σ² + ε) (copies taken at the forward) are constants."""
     nd, axes = x.dim(), reduce_axes(x.dim())
     xa = x.to(accumulate_dtype(x.dtype))
     if batch_stats:
         centred = xa - xa.mean(dim=axes, keepdim=True)  # x − μ_B
         var = centred.square().mean(dim=axes, keepdim=True)  # σ²_B, (1, C, 1, ...)
-        invstd = 1.0 / torch.sqrt(var + eps)
-        return centred * invstd, invstd
-    assert running_mean is not None and running_var is not None
-    invstd = _per_channel(1.0 / torch.sqrt(running_var.to(xa.dtype) + eps), nd)
-    return (xa - _per_channel(running_mean.to(xa.dtype), nd)) * invstd, invstd
+        invstd_b = 1.0 / torch.sqrt(var + eps)
+        return centred * invstd_b, invstd_b
+    s = _per_channel(invstd.to(xa.dtype), nd)
+    return (xa - _per_channel(mean.to(xa.dtype), nd)) * s, s
 
 
 def backward_graph(
     grad_output: Tensor,
     input: Tensor,
     weight: Tensor | None,
-    running_mean: Tensor | None,
-    running_var: Tensor | None,
+    mean: Tensor,
+    invstd: Tensor,
     batch_stats: bool,
     eps: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(dx, dγ, dβ) from differentiable ops only; dγ and dβ in the accumulate dtype."""
+    """(dx, dγ, dβ) from differentiable ops only; dγ and dβ in the accumulate dtype.
+
+    ``mean`` and ``invstd`` are what the forward saved (used as constants with running
+    statistics, so both the first-order and this path see the statistics of the forward).
+    """
     nd, axes = input.dim(), reduce_axes(input.dim())
-    xhat, invstd = _normalized(input, running_mean, running_var, batch_stats, eps)
+    xhat, invstd = _normalized(input, mean, invstd, batch_stats, eps)
     g = grad_output.to(xhat.dtype)
     scale = invstd if weight is None else invstd * _per_channel(weight.to(xhat.dtype), nd)
     if batch_stats:

@@ -21,7 +21,8 @@ from .errors import BNRuntimeValueError
 
 __all__ = ["batch_norm", "check_arguments"]
 
-# torch.compile and torch.export see one opaque op rather than tracing a Python autograd.Function
+# torch.compile, torch.export and torch.jit.trace see one opaque op rather than tracing into a
+# Python autograd.Function (whose in-place updates of the buffers would be recorded twice)
 _compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
@@ -56,7 +57,7 @@ def _batch_norm(
         # as torch: their tangents neither reach the output nor change (primals share storage)
         running_mean = unpack_dual(running_mean).primal  # type: ignore[arg-type]
         running_var = unpack_dual(running_var).primal  # type: ignore[arg-type]
-    if ops.OP is not None and _compiling():
+    if ops.OP is not None and (_compiling() or torch.jit.is_tracing()):
         factor = float(momentum) if momentum is not None else 0.0
         return ops.batch_norm(
             input, weight, bias, running_mean, running_var, batch_stats, factor, float(eps), backend

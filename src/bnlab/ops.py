@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import autograd, backends
+from .backends.torch_ref import memory_format
 from .checks import check_arguments
 from .stats import accumulate_dtype
 
@@ -90,7 +91,8 @@ def _fake(
     updating = (training or running_mean is None) and running_mean is not None and channels
     new_mean = torch.empty_like(running_mean) if updating else stat.new_empty((0,))
     new_var = torch.empty_like(running_var) if updating else stat.new_empty((0,))
-    return torch.empty_like(input), stat, torch.empty_like(stat), new_mean, new_var
+    out = torch.empty_like(input, memory_format=memory_format(input))  # as the kernel's
+    return out, stat, torch.empty_like(stat), new_mean, new_var
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -143,7 +145,7 @@ def batch_norm(
         input, weight, bias, running_mean, running_var, training, momentum, eps, backend
     )
     if running_mean is not None and running_var is not None and new_mean.numel() > 0:
-        with torch.no_grad():
-            running_mean.copy_(new_mean)
-            running_var.copy_(new_var)
+        with torch.no_grad():  # detached too: an exported graph keeps no no_grad around it
+            running_mean.copy_(new_mean.detach())
+            running_var.copy_(new_var.detach())
     return out

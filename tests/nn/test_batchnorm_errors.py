@@ -138,7 +138,15 @@ def test_eval_accepts_a_single_sample():
     assert m(torch.randn(1, 3)).shape == (1, 3)
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"], ids=repr)
+@pytest.mark.parametrize("bad", [-2, 2.5, True, "3"], ids=repr)
 def test_bad_num_features(bad):
-    with pytest.raises(ValueError, match=r"expected num_features to be a positive int"):
+    with pytest.raises(ValueError, match=r"expected num_features to be a non-negative int"):
         bnn.BatchNorm2d(bad)
+
+
+def test_num_features_as_torch_takes_them():
+    """Any integer, NumPy's too, and 0 (torch builds an empty layer)."""
+    import numpy as np
+
+    for n in (np.int64(3), 0):
+        assert repr(bnn.BatchNorm2d(n)) == repr(torch.nn.BatchNorm2d(n))

@@ -289,3 +289,71 @@ def test_fx_refuses_a_cumulative_root_clearly():
     with pytest.raises(torch.fx.proxy.TraceError, match="momentum=None"):
         torch.fx.symbolic_trace(bnn.BatchNorm1d(3, momentum=None))
     torch.fx.symbolic_trace(bnn.BatchNorm1d(3, momentum=None).eval())  # eval: no factor needed
+
+
+# --- found by a second reading: training through script, export and trace ----------------------
+
+
+def _train_steps(step_fn, steps: int = 3) -> None:
+    for i in range(steps):
+        x = _batch(10 + i).requires_grad_()
+        step_fn(x).square().sum().backward()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"track_running_stats": False}, {"momentum": None}, {"affine": False}]
+)
+def test_scripted_training_with_a_layer_before_matches_torch(kwargs):
+    """Several backward passes through a scripted model: the buffers never join the graph."""
+    nets_ = []
+    for bn in (bnn.BatchNorm2d, nn.BatchNorm2d):
+        torch.manual_seed(0)
+        nets_.append(nn.Sequential(nn.Conv2d(2, 3, 3), bn(3, **kwargs)).double())
+    ours, theirs = nets_
+    scripted = torch.jit.script(ours)
+    _train_steps(scripted)
+    _train_steps(theirs)
+    _same_state(ours, theirs, f"scripted training {kwargs}")
+    if ours[1].running_mean is not None:
+        assert not ours[1].running_mean.requires_grad
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        _close(p.grad, q.grad, "gradient after 3 scripted steps")
+
+
+def test_exported_training_runs_backward_step_after_step():
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False)
+    theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=False)
+    exported = torch.export.export(ours, (_batch(),)).module()
+    _train_steps(exported)
+    _train_steps(theirs)
+    _close(exported.get_buffer("1.running_mean"), theirs[1].running_mean, "running_mean")
+    assert not exported.get_buffer("1.running_mean").requires_grad
+
+
+@pytest.mark.parametrize("cumulative", [False, True], ids=["momentum", "cumulative"])
+def test_traced_training_updates_the_buffers_once(cumulative):
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=cumulative)
+    theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=cumulative)
+    traced_o = torch.jit.trace(ours, (_batch(),), check_trace=False)
+    traced_t = torch.jit.trace(theirs, (_batch(),), check_trace=False)
+    _train_steps(traced_o)
+    _train_steps(traced_t)
+    _same_state(ours, theirs, "traced training")
+
+
+def test_output_layout_is_torchs():
+    """Dense output for any strides (a following .view works), channels-last kept."""
+    for x in (
+        _batch().transpose(2, 3),
+        _batch().permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3),
+        _batch().to(memory_format=torch.channels_last),
+        _batch()[:, :, ::2],
+    ):
+        for fn in (batch_norm, F.batch_norm):
+            y = fn(x, None, None, training=True)
+            if fn is batch_norm:
+                got = y
+            else:
+                assert got.stride() == y.stride(), (x.stride(), got.stride(), y.stride())
+        assert got.is_contiguous() or got.is_contiguous(memory_format=torch.channels_last)

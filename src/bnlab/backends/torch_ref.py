@@ -8,6 +8,7 @@ x·(γ/σ) + (β − μγ/σ) cancels catastrophically.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..record import Recorder
@@ -19,6 +20,16 @@ name = "torch"
 def _per_channel(v: Tensor, ndim: int) -> Tensor:
     """(C,) → (1, C, 1, ..., 1), broadcastable against an (N, C, *spatial) tensor."""
     return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def memory_format(x: Tensor) -> torch.memory_format:
+    """The layout of batch norm's output for ``x``: channels-last when x is, else contiguous."""
+    if not x.is_contiguous():
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return torch.channels_last
+        if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            return torch.channels_last_3d
+    return torch.contiguous_format
 
 
 def forward_reduce(x: Tensor) -> Stats:
@@ -41,7 +52,10 @@ def forward_apply(
     """
     nd = x.dim()
     acc = accumulate_dtype(x.dtype)
-    y = as_dtype(x, acc) - _per_channel(as_dtype(mean, acc), nd)  # x − μ, (N, C, ...), a new tensor
+    # x − μ, (N, C, ...), the one new tensor: dense in x's memory format (contiguous, or
+    # channels-last), as torch's output is, whatever strides x itself has
+    y = torch.empty_like(x, dtype=acc, memory_format=memory_format(x))
+    torch.sub(as_dtype(x, acc), _per_channel(as_dtype(mean, acc), nd), out=y)
     if recorder is not None:
         recorder("x_minus_mean", y)
         recorder("invstd", invstd)

@@ -19,6 +19,7 @@ statistics untouched (torch counts the batch before it looks at the input).
 from __future__ import annotations
 
 import inspect
+import operator
 
 import torch
 from torch import Tensor, nn
@@ -54,10 +55,15 @@ class _BNLab:
         backend: str = "auto",
     ) -> None:
         name = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+        try:  # any integer torch takes, NumPy's included; 0 channels is allowed, as torch allows
+            count = operator.index(num_features)
+        except TypeError:
+            count = -1
+        if isinstance(num_features, bool) or count < 0:
             raise BNValueError(
-                f"{name}: expected num_features to be a positive int (got {num_features!r})"
+                f"{name}: expected num_features to be a non-negative int (got {num_features!r})"
             )
+        num_features = count
         flag = {"bias": bias} if TORCH_HAS_BIAS_FLAG else {}
         super().__init__(  # type: ignore[call-arg]
             num_features, eps, momentum, affine, track_running_stats, device, dtype, **flag
@@ -88,10 +94,10 @@ class _BNLab:
             self.backend,
         )
         running_mean, running_var = self.running_mean, self.running_var  # type: ignore[attr-defined]
-        updated = tracked and running_mean is not None and running_var is not None
-        if updated and out[3].numel() > 0:
-            running_mean.copy_(out[3])  # type: ignore[union-attr]
-            running_var.copy_(out[4])  # type: ignore[union-attr]
+        # the buffers' new values (none in eval), never part of a graph
+        if tracked and running_mean is not None and running_var is not None and out[3].numel():
+            running_mean.copy_(out[3].detach())
+            running_var.copy_(out[4].detach())
         if counting:
             nbt = self.num_batches_tracked  # type: ignore[attr-defined]
             if nbt is not None:
