@@ -98,20 +98,31 @@ def backward_apply(
     count: int,
     batch_stats: bool,
 ) -> Tensor:
-    """Move 3, backward: the input gradient.
+    """Move 3, backward: the input gradient (written into ``xhat``'s buffer when it can be).
 
     With batch statistics, μ and σ² depend on every x, so
     dx = γ·invstd·(dy − Σdy/m − x̂·Σ(dy·x̂)/m);  with running statistics they are constants and
-    dx = γ·invstd·dy.  The one new tensor is made from dy, so that a batch of gradients
-    (``vmap`` over the backward: ``jacrev``, batched gradcheck) batches it too.
+    dx = γ·invstd·dy.
     """
     nd = dy.dim()
     # γ/√(σ² + ε), (C,)
     scale = invstd if weight is None else invstd * as_dtype(weight, invstd.dtype)
     g = as_dtype(dy, xhat.dtype)
-    dx = g * _per_channel(scale, nd)  # scale·dy, the new tensor
     if not batch_stats:
-        return as_dtype(dx, dy.dtype)
+        return as_dtype(g * _per_channel(scale, nd), dy.dtype)
+    # dx = x̂·(−scale·Σ(dy·x̂)/m) − scale·Σdy/m + scale·dy
+    k_shift = _per_channel(-(sum_dy * scale) / count, nd)
+    k_xhat = _per_channel(-(sum_dy_xhat * scale) / count, nd)
+    try:  # in x̂'s buffer: no new tensor
+        dx = xhat.mul_(k_xhat)
+    except RuntimeError as e:
+        # a batch of gradients (vmap over the backward: jacrev, batched gradcheck) cannot be
+        # written into the one unbatched x̂; torch refuses before it writes anything
+        if "vmap" not in str(e):
+            raise
+        dx = xhat * k_xhat
+    dx.add_(k_shift).addcmul_(g, _per_channel(scale, nd))
+    return as_dtype(dx, dy.dtype)
     # dx = scale·dy − x̂·scale·Σ(dy·x̂)/m − scale·Σdy/m
     k_shift = -(sum_dy * scale) / count
     k_xhat = -(sum_dy_xhat * scale) / count
