@@ -214,3 +214,13 @@ def empty_output(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> T
     if isinstance(bias, Tensor) and bias.numel() > 0:
         out = out + bias.reshape(-1)[0]
     return out
+
+
+def uses_batch_stats(training: bool, running_mean: Tensor | None) -> bool:
+    """Batch statistics in training, and in eval when there are no running ones to use."""
+    return bool(training) or running_mean is None
+
+
+def flat(t: Tensor | None) -> Tensor | None:
+    """γ or β as (C,): torch takes them in any shape with C elements."""
+    return t if t is None or t.dim() == 1 else t.reshape(-1)

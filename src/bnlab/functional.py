@@ -15,7 +15,7 @@ from torch.autograd.forward_ad import unpack_dual
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import backends, ops
-from .autograd import BatchNormFunction, empty_output
+from .autograd import BatchNormFunction, empty_output, flat, uses_batch_stats
 from .checks import check_arguments
 from .errors import BNRuntimeValueError
 
@@ -46,8 +46,7 @@ def _batch_norm(
     check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
     if input.numel() == 0:
         return empty_output(input, weight, bias)
-    kernel = backends.select(backend, input)
-    batch_stats = bool(training) or running_mean is None
+    batch_stats = uses_batch_stats(training, running_mean)
     if _dual(running_mean, running_var):  # forward AD: the buffers are not differentiable
         if not batch_stats and _dual(input, weight, bias):
             raise BNRuntimeValueError(
@@ -57,25 +56,21 @@ def _batch_norm(
         # as torch: their tangents neither reach the output nor change (primals share storage)
         running_mean = unpack_dual(running_mean).primal  # type: ignore[arg-type]
         running_var = unpack_dual(running_var).primal  # type: ignore[arg-type]
+    momentum, eps = float(momentum), float(eps)  # type: ignore[arg-type]  # checked numbers
     if ops.OP is not None and (_compiling() or torch.jit.is_tracing()):
-        factor = float(momentum) if momentum is not None else 0.0
         return ops.batch_norm(
-            input, weight, bias, running_mean, running_var, batch_stats, factor, float(eps), backend
+            input, weight, bias, running_mean, running_var, batch_stats, momentum, eps, backend
         )
-    if weight is not None and weight.dim() != 1:
-        weight = weight.reshape(-1)  # torch takes γ of any shape with C elements
-    if bias is not None and bias.dim() != 1:
-        bias = bias.reshape(-1)
     output, _, _ = BatchNormFunction.apply(
         input,
-        weight,
-        bias,
+        flat(weight),
+        flat(bias),
         running_mean,
         running_var,
         batch_stats,
-        float(momentum) if momentum is not None else 0.0,
-        float(eps),
-        kernel,
+        momentum,
+        eps,
+        backends.select(backend, input),
     )
     return output
 

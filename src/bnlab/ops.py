@@ -45,30 +45,25 @@ def _impl(
         empty = input.new_empty((0,), dtype=accumulate_dtype(input.dtype))
         out = autograd.empty_output(input, weight, bias).detach()
         return out, *(empty.clone() for _ in range(4))
-    kernel = backends.select(backend, input)
-    batch_stats = bool(training) or running_mean is None
-    if weight is not None:
-        weight = weight.reshape(-1)
-    if bias is not None:
-        bias = bias.reshape(-1)
+    batch_stats = autograd.uses_batch_stats(training, running_mean)
     updating = batch_stats and running_mean is not None and running_var is not None
     new_mean = running_mean.clone() if updating else None  # type: ignore[union-attr]
     new_var = running_var.clone() if updating else None  # type: ignore[union-attr]
     out, mean, invstd = autograd.BatchNormFunction.forward(
         input,
-        weight,
-        bias,
+        autograd.flat(weight),
+        autograd.flat(bias),
         new_mean if updating else running_mean,
         new_var if updating else running_var,
         batch_stats,
         momentum,
         eps,
-        kernel,
+        backends.select(backend, input),
     )
     nothing = input.new_empty((0,), dtype=mean.dtype)
     return (
         out,
-        mean.clone(),  # never an alias of an input
+        mean,  # never an input's alias: computed in training, a copy of the buffer in eval
         invstd,
         nothing if new_mean is None else new_mean,
         nothing.clone() if new_var is None else new_var,
@@ -88,7 +83,7 @@ def _fake(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     channels = input.shape[1] if input.dim() >= 2 and input.numel() else 0
     stat = input.new_empty((channels,), dtype=accumulate_dtype(input.dtype))
-    updating = (training or running_mean is None) and running_mean is not None and channels
+    updating = training and running_mean is not None and channels
     new_mean = torch.empty_like(running_mean) if updating else stat.new_empty((0,))
     new_var = torch.empty_like(running_var) if updating else stat.new_empty((0,))
     out = torch.empty_like(input, memory_format=memory_format(input))  # as the kernel's
@@ -97,7 +92,7 @@ def _fake(
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     input, weight, bias, running_mean, running_var, training, momentum, eps, backend = inputs
-    batch_stats = bool(training) or running_mean is None
+    batch_stats = autograd.uses_batch_stats(training, running_mean)
     autograd.setup_context(
         ctx,
         (input, weight, bias, running_mean, running_var, batch_stats, momentum, eps, backend),

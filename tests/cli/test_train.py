@@ -98,9 +98,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_command_continues_it(data):
     assert re.match(r"bnlab train: interrupted in epoch 2 \(", line), line
     assert "epoch 1 is saved in runs/x" in line
     command = line.split("continue with: ", 1)[1]
-    assert command == (
-        "bnlab train lenet-bn --epochs 3 --batch-size 64 --out runs/x --resume"
-    )
+    assert command == ("bnlab train lenet-bn --epochs 3 --batch-size 64 --out runs/x --resume")
     assert len(_epochs(metrics)) == 1  # the interrupted epoch left nothing half-written
 
     # the printed command, run as printed, finishes the run as if it had never stopped

@@ -208,9 +208,7 @@ def _run_details(run: Run) -> str:
 
 
 def _figure_html(png: bytes, alt: str, caption: str) -> str:
-    return (
-        f"<figure>{img(png, alt)}<figcaption>{esc(caption)}</figcaption></figure>"
-    )
+    return f"<figure>{img(png, alt)}<figcaption>{esc(caption)}</figcaption></figure>"
 
 
 def page(runs: Sequence[Run], images: dict[str, bytes], skipped: Sequence[str] = ()) -> str:

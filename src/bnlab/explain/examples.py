@@ -17,7 +17,7 @@ from torch import Tensor
 from ..errors import BNValueError
 from ..nn import BatchNorm2d
 from ..stats import NORMALIZATIONS, Stats, combine, reduce
-from .lang import Say, say
+from .lang import Say, plural, say
 from .norms import explain_norm
 from .trace import Trace, explain
 
@@ -97,10 +97,6 @@ class Section:
     def matches_source(self) -> bool:
         """What this section prints now equals what the source printed (labels aside)."""
         return [p.split(":\n")[-1] for p in self.printed] == self.source_printed
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _diff(a: Tensor, b: Tensor) -> float:
@@ -674,8 +670,8 @@ def axes(groups: int = 2) -> Section:
             "one sample and one channel: axes (H, W)", "一个样本的一个通道：维度 (H, W)"
         ),
         "group": Say(
-            f"one sample and one group of {_plural(per, 'channel')} "
-            f"(C = {c} in G = {_plural(groups, 'group')}): axes (C/G, H, W)",
+            f"one sample and one group of {plural(per, 'channel')} "
+            f"(C = {c} in G = {plural(groups, 'group')}): axes (C/G, H, W)",
             f"一个样本的一组 {per} 个通道（C = {c} 分成 G = {groups} 组）：维度 (C/G, H, W)",
         ),
     }

@@ -145,8 +145,8 @@ def trace_fragment(trace: Trace, lang: str = "en", collapsible: bool = False) ->
         )
     if "running_mean" in trace:
         rm, rv = trace["running_mean"].value, trace["running_var"].value
-        before = trace.meta.get("running_before") if collapsible else None
-        if before:  # the tour tells the step: before → after
+        before = trace.meta.get("running_before")
+        if before:  # the step, as the text renderer tells it: before → after
             bm, bv = before["running_mean"], before["running_var"]
             run = "".join(
                 f"<tr><td>{c}</td><td>{_n(bm[c])}</td><td>{_n(rm[c])}</td><td>{_n(bv[c])}"

@@ -80,22 +80,20 @@ class _BNLab:
         if not torch.jit.is_scripting():
             return self._eager_forward(input)
         self._check_input_dim(input)  # type: ignore[attr-defined]
-        factor, counting, use_batch_stats = self._state(1)
-        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
+        factor, counting, use_batch_stats, running_mean, running_var = self._state()
         out = torch.ops.bnlab.batch_norm(
             input,
             self.weight,  # type: ignore[attr-defined]
             self.bias,  # type: ignore[attr-defined]
-            self.running_mean if tracked else None,  # type: ignore[attr-defined]
-            self.running_var if tracked else None,  # type: ignore[attr-defined]
+            running_mean,
+            running_var,
             use_batch_stats,
             factor,
             self.eps,  # type: ignore[attr-defined]
             self.backend,
         )
-        running_mean, running_var = self.running_mean, self.running_var  # type: ignore[attr-defined]
         # the buffers' new values (none in eval), never part of a graph
-        if tracked and running_mean is not None and running_var is not None and out[3].numel():
+        if running_mean is not None and running_var is not None and out[3].numel():
             running_mean.copy_(out[3].detach())
             running_var.copy_(out[4].detach())
         if counting:
@@ -104,11 +102,13 @@ class _BNLab:
                 nbt.add_(1)
         return out[0]
 
-    def _state(self, ahead: int) -> tuple[float, bool, bool]:
-        """(momentum factor, whether this batch is counted, whether batch statistics are used).
+    def _state(self) -> tuple[float, bool, bool, Tensor | None, Tensor | None]:
+        """What every form of ``forward`` passes: (momentum factor, whether this batch is
+        counted, whether batch statistics are used, the running mean and variance to pass).
 
-        ``ahead`` is 1: the batch is counted only once it has gone through, so the cumulative
-        average's factor 1/k looks one batch ahead.
+        The batch is counted only once it has gone through, so the cumulative average's factor
+        1/k looks one batch ahead.  The buffers are passed only where they are read (eval) or
+        updated (tracked training).
         """
         training: bool = self.training  # type: ignore[attr-defined]
         counting = training and self.track_running_stats  # type: ignore[attr-defined]
@@ -118,14 +118,17 @@ class _BNLab:
         factor = 0.0
         if momentum is None:
             if counting and nbt is not None:  # cumulative moving average: batch k weighs 1/k
-                factor = 1.0 / float(int(nbt.item()) + ahead)
+                factor = 1.0 / float(int(nbt.item()) + 1)
         else:
             factor = momentum
         # batch statistics in training, and in eval when there are no running ones to use
         use_batch_stats = training or (
             self.running_mean is None and self.running_var is None  # type: ignore[attr-defined]
         )
-        return factor, counting, use_batch_stats
+        tracked = not training or self.track_running_stats  # type: ignore[attr-defined]
+        running_mean = self.running_mean if tracked else None  # type: ignore[attr-defined]
+        running_var = self.running_var if tracked else None  # type: ignore[attr-defined]
+        return factor, counting, use_batch_stats, running_mean, running_var
 
     @torch.jit.unused
     def _eager_forward(self, input: Tensor) -> Tensor:
@@ -136,24 +139,17 @@ class _BNLab:
                 f"{type(self).__name__}: expected a torch.Tensor (got {type(input).__name__})"
             )
         self._check_input_dim(input)  # type: ignore[attr-defined]
-        factor, counting, use_batch_stats = self._state(1)
-        # Buffers are passed only where they are read (eval) or updated (tracked training).
-        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
-        per_channel = {
-            "running_mean": self.running_mean if tracked else None,  # type: ignore[attr-defined]
-            "running_var": self.running_var if tracked else None,  # type: ignore[attr-defined]
-            "weight": self.weight,  # type: ignore[attr-defined]
-            "bias": self.bias,  # type: ignore[attr-defined]
-        }
-        self._check_channels(input, per_channel)
+        factor, counting, use_batch_stats, running_mean, running_var = self._state()
+        weight, bias = self.weight, self.bias  # type: ignore[attr-defined]
+        self._check_channels(input, (running_mean, running_var, weight, bias))
         # batch_norm checks every argument before it touches a buffer, and the batch is counted
         # only once it has gone through.
         out = batch_norm(
             input,
-            per_channel["running_mean"],
-            per_channel["running_var"],
-            per_channel["weight"],
-            per_channel["bias"],
+            running_mean,
+            running_var,
+            weight,
+            bias,
             use_batch_stats,
             factor,
             self.eps,  # type: ignore[attr-defined]
@@ -179,12 +175,11 @@ class _BNLab:
                 "cumulative average's factor 1/k is the value of num_batches_tracked (trace a "
                 "model that contains it, where it is a leaf, or give it a momentum)"
             )
-        factor, counting, use_batch_stats = self._state(1)
-        tracked = not self.training or self.track_running_stats  # type: ignore[attr-defined]
+        factor, counting, use_batch_stats, running_mean, running_var = self._state()
         out = batch_norm(
             input,  # type: ignore[arg-type]
-            self.running_mean if tracked else None,  # type: ignore[attr-defined]
-            self.running_var if tracked else None,  # type: ignore[attr-defined]
+            running_mean,
+            running_var,
             self.weight,  # type: ignore[attr-defined]
             self.bias,  # type: ignore[attr-defined]
             use_batch_stats,
@@ -198,7 +193,7 @@ class _BNLab:
         return out  # type: ignore[return-value]
 
     @torch.jit.unused
-    def _check_channels(self, input: Tensor, per_channel: dict[str, Tensor | None]) -> None:
+    def _check_channels(self, input: Tensor, per_channel: tuple[Tensor | None, ...]) -> None:
         """torch's error for an input with another channel count, then the module's sentence.
 
         As torch, only where a per-channel tensor is used: with no running statistics and no
@@ -206,7 +201,8 @@ class _BNLab:
         channels, expected = input.shape[1], self.num_features  # type: ignore[attr-defined]
         if input.numel() == 0 or channels == expected:
             return
-        used = [name for name, t in per_channel.items() if t is not None]
+        names = ("running_mean", "running_var", "weight", "bias")
+        used = [name for name, t in zip(names, per_channel, strict=True) if t is not None]
         if used:
             raise BNRuntimeValueError(
                 f"{used[0]} should contain {channels} elements not {expected}: "

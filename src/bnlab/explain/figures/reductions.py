@@ -15,6 +15,7 @@ from matplotlib.patches import Polygon
 from torch import Tensor
 
 from ...errors import BNValueError
+from ..lang import plural
 from .canvas import _Canvas, _value_unit
 from .style import (
     HIGHLIGHT,
@@ -162,10 +163,6 @@ def mean_dims_figure(x: Tensor | None = None) -> Figure:
 # --- 8. which elements share one mean and variance ---------------------------------------------
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 @_styled
 def axes_figure(groups: int = 2, channels: int | None = None) -> Figure:
     """Batch / Layer / Instance / Group norm: the cells of ONE normalization set, shaded.
@@ -263,8 +260,8 @@ def axes_figure(groups: int = 2, channels: int | None = None) -> Figure:
             tr("Group Norm", "组归一化"),
             tr(
                 _bi(
-                    f"one sample, one group of {_plural(per, 'channel')}\n"
-                    f"(C = {c_} in G = {_plural(groups, 'group')})",
+                    f"one sample, one group of {plural(per, 'channel')}\n"
+                    f"(C = {c_} in G = {plural(groups, 'group')})",
                     "按样本和通道组",
                     "  ",
                 ),
