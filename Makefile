@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOUR_DIR ?= bnlab-tour
 
-.PHONY: tour demo serve test lint system system-test apt clean
+.PHONY: tour demo serve test lint system system-test apt kernels bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # System packages, from Debian's apt where apt exists: a CJK font for the figures' Chinese
-# (fonts-wqy-microhei, fontconfig), and the real Fashion-MNIST for the experiments
-# (dataset-fashion-mnist, 30 MB).  `make tour SYSTEM=0` / `make test SYSTEM=0` skip this step.
+# (fonts-wqy-microhei, fontconfig), the real Fashion-MNIST for the experiments
+# (dataset-fashion-mnist, 30 MB) and a C++ compiler for the fused CPU kernels (g++).
+# `make tour SYSTEM=0` / `make test SYSTEM=0` skip this step.
 SYSTEM ?= 1
-APT_PACKAGES := fonts-wqy-microhei fontconfig dataset-fashion-mnist
+APT_PACKAGES := fonts-wqy-microhei fontconfig dataset-fashion-mnist g++
 # The explorer's browser tests drive Debian's Chromium (no browser download needed).
 APT_TEST_PACKAGES := $(APT_PACKAGES) chromium
 
@@ -43,7 +44,12 @@ apt:
 	$$SUDO apt-get update && $$SUDO apt-get install -y $$missing \
 	&& rm -rf $$HOME/.cache/matplotlib
 
-tour: $(STAMP) system
+# The fused CPU kernels, compiled once per machine (about 2 s) into ~/.cache/bnlab/kernels;
+# a no-op when they are cached.  Without a compiler bnlab uses its portable kernels.
+kernels: $(STAMP)
+	@$(BIN)/python -m bnlab.backends.fused
+
+tour: $(STAMP) system kernels
 	$(BIN)/bnlab tour --out $(TOUR_DIR)
 
 demo: $(STAMP)
@@ -52,7 +58,10 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/bnlab serve
 
-test: $(STAMP) system-test
+bench: $(STAMP) system kernels
+	$(BIN)/bnlab bench --threads 2 --json docs/results/speed.json
+
+test: $(STAMP) system-test kernels
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 

@@ -17,6 +17,8 @@ from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vmap
 import bnlab.nn as bnn
 from bnlab.functional import batch_norm
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 D = torch.float64
 MODES = [
     pytest.param(True, True, id="train-affine"),

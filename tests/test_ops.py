@@ -9,6 +9,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from bnlab import ops
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 D = torch.float64
 
 
@@ -22,10 +24,10 @@ def _args(training: bool):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_the_op_is_torchs_batch_norm(training):
+def test_the_op_is_torchs_batch_norm(training, every_backend):
     x, w, b, rm, rv, _ = _args(training)
     rm_t, rv_t = rm.clone(), rv.clone()
-    y = ops.batch_norm(x, w, b, rm, rv, training, 0.1, 1e-5, "auto")
+    y = ops.batch_norm(x, w, b, rm, rv, training, 0.1, 1e-5, every_backend)
     y_t = F.batch_norm(x, rm_t, rv_t, w, b, training, 0.1, 1e-5)
     torch.testing.assert_close(y, y_t, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(rm, rm_t, rtol=1e-9, atol=1e-10)  # copied back into the buffer
@@ -37,31 +39,32 @@ def test_the_op_is_torchs_batch_norm(training):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_the_op_has_second_derivatives(training):
+def test_the_op_has_second_derivatives(training, every_backend):
     x, w, b, rm, rv, _ = _args(training)
     assert torch.autograd.gradgradcheck(
         lambda x, w, b: ops.batch_norm(
-            x, w, b, rm.clone(), rv.clone(), training, 0.1, 1e-5, "auto"
+            x, w, b, rm.clone(), rv.clone(), training, 0.1, 1e-5, every_backend
         ),
         (x, w, b),
     )
 
 
-def test_the_op_is_functional_and_has_a_fake_implementation():
+def test_the_op_is_functional_and_has_a_fake_implementation(every_backend):
     x, w, b, rm, rv, _ = _args(True)
     before = rm.clone()
-    out = torch.ops.bnlab.batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5, "auto")
+    out = torch.ops.bnlab.batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5, every_backend)
     assert torch.equal(rm, before)  # the raw op returns the new statistics, changes nothing
     assert [t.shape for t in out] == [x.shape, (3,), (3,), (3,), (3,)]
     plain = x.detach()
     mode = FakeTensorMode()
     fx, frm, frv = (mode.from_tensor(t) for t in (plain, rm, rv))
     with mode:
-        fake = torch.ops.bnlab.batch_norm(fx, None, None, frm, frv, True, 0.1, 1e-5, "auto")
+        fake = torch.ops.bnlab.batch_norm(fx, None, None, frm, frv, True, 0.1, 1e-5, every_backend)
     assert [t.shape for t in fake] == [t.shape for t in out]
     for training in (True, False):  # schema, autograd registration, fake tensors, AOT dispatch
         report = torch.library.opcheck(
-            torch.ops.bnlab.batch_norm.default, (x, w, b, rm, rv, training, 0.1, 1e-5, "auto")
+            torch.ops.bnlab.batch_norm.default,
+            (x, w, b, rm, rv, training, 0.1, 1e-5, every_backend),
         )
         assert set(report.values()) == {"SUCCESS"}, report
 

@@ -8,6 +8,8 @@ import torch
 from bnlab.functional import batch_norm
 from bnlab.record import current_recorder, recording
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 
 def test_recording_is_scoped_nested_and_restored_on_error():
     seen: list[str] = []

@@ -10,6 +10,8 @@ from bnlab import functional as bnf
 from bnlab import reference
 from tests.helpers import assert_parity
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 SHAPES = {
     2: (16, 3),
     3: (6, 4, 5),

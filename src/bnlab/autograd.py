@@ -25,7 +25,6 @@ from torch import Tensor
 from . import backends, derivatives
 from .errors import BNRuntimeValueError
 from .record import current_recorder
-from .stats import accumulate_dtype, update_running
 
 # torch's own words for the vmap mistake: a batch of inputs updating one set of buffers
 UNBATCHED_RUNNING_STATS = (
@@ -78,28 +77,11 @@ class BatchNormFunction(torch.autograd.Function):
         eps: float,
         kernel: ModuleType,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        recorder = current_recorder()
-        if recorder is not None:
-            recorder("input", input)
-        if batch_stats:
-            stats = kernel.forward_reduce(input)  # move 1: (count, μ_B, σ²_B) per channel
-            mean, var = stats.mean, stats.var
-            if stats.count > 0:
-                update_running(running_mean, running_var, stats, momentum)  # move 3, record side
-        else:
-            assert running_mean is not None and running_var is not None
-            acc = accumulate_dtype(input.dtype)
-            # copies: the buffers may be updated in place before this output's backward runs
-            mean, var = running_mean.to(acc, copy=True), running_var.to(acc, copy=True)
-        if recorder is not None:
-            recorder("mean", mean)
-            recorder("var", var)
-            if batch_stats and running_mean is not None and running_var is not None:
-                recorder("running_mean", running_mean)
-                recorder("running_var", running_var)
-        invstd = torch.sqrt(var + eps).reciprocal_()  # 1/√(σ² + ε), (C,): what 1.0/t computes
-        output = kernel.forward_apply(input, mean, invstd, weight, bias, recorder)  # move 3
-        return output, mean, invstd
+        # reduce → update running statistics → apply (a recorder sees each step)
+        return kernel.forward(
+            input, weight, bias, running_mean, running_var, batch_stats, momentum, eps,
+            current_recorder(),
+        )
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -193,13 +175,10 @@ def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, Tensor | Non
         grad_input, sum_dy_xhat, sum_dy = derivatives.backward_graph(
             grad_output, input, weight, mean, invstd, ctx.batch_stats, ctx.eps
         )
-    else:
-        xhat = kernel.normalized(input, mean, invstd)
-        sum_dy, sum_dy_xhat = kernel.backward_reduce(grad_output, xhat)  # Σdy, Σdy·x̂
-        if need_input:
-            grad_input = kernel.backward_apply(
-                grad_output, xhat, invstd, weight, sum_dy, sum_dy_xhat, ctx.count, ctx.batch_stats
-            )
+    else:  # Σdy, Σdy·x̂ (dβ and dγ), then dx
+        grad_input, sum_dy, sum_dy_xhat = kernel.backward(
+            grad_output, input, weight, mean, invstd, ctx.batch_stats, need_input
+        )
     grad_weight = sum_dy_xhat.to(weight.dtype) if weight is not None and need_weight else None
     grad_bias = sum_dy.to(ctx.bias_dtype) if ctx.bias_dtype is not None and need_bias else None
     return (grad_input if need_input else None), grad_weight, grad_bias

@@ -118,6 +118,11 @@ MISTAKES = [
     ("compare an empty folder", ["compare", "a-dir"], "DIR", "neither a run"),
     ("compare out is a file", ["compare", "a-run", "--out", "a-file"], "--out", "a-file is a file"),
     ("compare no folder", ["compare"], "DIR", "required"),
+    # bench
+    ("bench zero rounds", ["bench", "--rounds", "0"], "--rounds", "positive whole number"),
+    ("bench threads word", ["bench", "--threads", "many"], "--threads", "positive whole number"),
+    ("bench json a folder", ["bench", "--json", "a-dir"], "--json", "a-dir is a folder"),
+    ("bench json under a file", ["bench", "--json", "a-file/x.json"], "--json", "is a file"),
 ]
 
 

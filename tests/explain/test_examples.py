@@ -14,6 +14,8 @@ import torch
 from bnlab.explain.examples import EXAMPLES, TOUR_ORDER, Check, Section, build
 from tests.helpers import assert_parity
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 ALL_NAMES = list(dict.fromkeys((*TOUR_ORDER, *EXAMPLES)))
 
 

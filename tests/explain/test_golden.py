@@ -15,6 +15,11 @@ from bnlab.cli import main
 from bnlab.explain import examples, explain, figures, html, text
 from tests import golden
 
+# explain's traces run the portable kernels whatever the backend (a recorder needs each step):
+# their goldens hold for every backend.  The tour also trains a BatchNorm2d on a stream, whose
+# printed digits are the kernels' rounding: its golden is the portable backend's.
+every_backend = pytest.mark.usefixtures("every_backend")
+
 
 def _seed_trace():
     torch.manual_seed(0)
@@ -31,10 +36,12 @@ def _cli(capsys, *argv: str) -> str:
     return capsys.readouterr().out
 
 
+@every_backend
 def test_text_of_the_illustrated_example(request, capsys):
     golden.check(request, "explain-seed-illustrated.txt", _cli(capsys, "explain"))
 
 
+@every_backend
 def test_text_of_a_learners_tensor(request, capsys):
     out = _cli(
         capsys, "explain", "--shape", "3,2,2", "--seed", "1", "--gamma", "2,5", "--beta", "3,8"
@@ -42,12 +49,14 @@ def test_text_of_a_learners_tensor(request, capsys):
     golden.check(request, "explain-shape-3-2-2.txt", out)
 
 
+@every_backend  # explanations run the portable kernels: the same digits either way
 def test_text_of_the_whole_tour(request):
     # the source's sections; "experiments" reads committed run results, which change by design
     sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
     golden.check(request, "tour.txt", text.sections_text(sections))
 
 
+@every_backend
 @pytest.mark.parametrize(
     ("name", "make"),
     [
@@ -64,10 +73,12 @@ def test_svg_figures(request, name, make):
     golden.check(request, name, svg)
 
 
+@every_backend
 def test_html_of_the_illustrated_example(request, capsys):
     page = _cli(capsys, "explain", "--example", "seed-illustrated", "--format", "html")
     golden.check(request, "explain-seed-illustrated.html", _strip_images(page))
 
 
+@every_backend
 def test_trace_fragment(request):
     golden.check(request, "trace-fragment.html", html.trace_fragment(_seed_trace()) + "\n")

@@ -103,6 +103,7 @@ def test_the_chinese_tour_page(tmp_path):
     assert result.figures and all(p.exists() for p in result.figures)
 
 
+@pytest.mark.usefixtures("every_backend")  # explanations run the portable kernels
 def test_text_of_the_whole_tour_in_chinese(request):
     sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
     golden.check(request, "tour-zh.txt", text.sections_text(sections, "zh"))

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from bnlab.explain import explain
 from bnlab.explain.norms import explain_norm, stat_shape
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 W = [1.5, -2.0, 0.5, 3.0]
 B = [0.0, 1.0, -1.0, 2.0]
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 import bnlab.nn as bnn
 from tests.helpers import assert_parity
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 PAIRS = {
     2: (bnn.BatchNorm1d, torch.nn.BatchNorm1d),
     3: (bnn.BatchNorm1d, torch.nn.BatchNorm1d),

@@ -12,6 +12,8 @@ import torch
 import bnlab.nn as bnn
 from bnlab import BNLabError
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 CASES = [
     (
         "1d gets 4D",

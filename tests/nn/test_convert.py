@@ -12,6 +12,8 @@ import bnlab.nn as bnn
 from bnlab.nn.batchnorm import _BNLab
 from tests.helpers import assert_parity
 
+pytestmark = pytest.mark.usefixtures("every_backend")
+
 F64 = torch.float64
 TORCH_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 BN_INDICES = {1: bnn.BatchNorm2d, 5: bnn.BatchNorm2d, 10: bnn.BatchNorm1d, 13: bnn.BatchNorm1d}

@@ -7,7 +7,10 @@ Every test builds the same small CNN twice, once with torch's BN layers and once
 
 from __future__ import annotations
 
+import collections
+import functools
 import io
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -16,7 +19,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 import bnlab.nn as bnn
+from bnlab.backends import fused, torch_ref
 from bnlab.functional import batch_norm
+
+pytestmark = pytest.mark.usefixtures("every_backend")
 
 D = torch.float64
 PAIRS = [
@@ -26,9 +32,14 @@ PAIRS = [
 ]
 
 
-def _cnn(bn2d: type[nn.Module], bn1d: type[nn.Module], cumulative: bool = True) -> nn.Module:
+def _cnn(
+    bn2d: type[nn.Module], bn1d: type[nn.Module], cumulative: bool = True, backend: str = ""
+) -> nn.Module:
     """``cumulative``: the 1-D layer keeps a cumulative average (momentum None), which torch's
-    own layers cannot export or compile with fullgraph (the factor 1/k is data-dependent)."""
+    own layers cannot export or compile with fullgraph (the factor 1/k is data-dependent).
+    ``backend``: bnlab's layers get it explicitly, the string the registered op carries."""
+    if backend:
+        bn2d, bn1d = (functools.partial(bn, backend=backend) for bn in (bn2d, bn1d))  # type: ignore[assignment]
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1),
@@ -41,9 +52,42 @@ def _cnn(bn2d: type[nn.Module], bn1d: type[nn.Module], cumulative: bool = True) 
     ).double()
 
 
+@dataclass
+class Kernel:
+    """The backend under test, and how often its kernels ran (``forward``, ``backward``)."""
+
+    name: str
+    calls: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
 @pytest.fixture
-def nets() -> tuple[nn.Module, nn.Module]:
-    return _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d), _cnn(nn.BatchNorm2d, nn.BatchNorm1d)
+def kernel(every_backend: str, monkeypatch: pytest.MonkeyPatch) -> Kernel:
+    """Counts the calls that reach the backend's own kernels: for 'cpu-fused' the compiled
+    entry points themselves, so that a graph which quietly fell back to the portable code
+    (a string lost on the way through script, export or compile) shows as zero calls."""
+    k = Kernel(every_backend)
+    if every_backend == "cpu-fused":
+        owner, names = fused.library(), ("bnlab_forward", "bnlab_backward")
+    else:
+        owner, names = torch_ref, ("forward", "backward")
+
+    def counting(real, key: str):
+        def counted(*args):
+            k.calls[key] += 1
+            return real(*args)
+
+        return counted
+
+    for name in names:
+        key = name.removeprefix("bnlab_")
+        monkeypatch.setattr(owner, name, counting(getattr(owner, name), key))
+    return k
+
+
+@pytest.fixture
+def nets(kernel: Kernel) -> tuple[nn.Module, nn.Module]:
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, backend=kernel.name)
+    return ours, _cnn(nn.BatchNorm2d, nn.BatchNorm1d)
 
 
 def _batch(seed: int = 0, n: int = 8) -> torch.Tensor:
@@ -156,7 +200,7 @@ def test_fx_traces_the_module_itself_and_the_functional():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch 2.13 deprecates jit.script
-def test_torchscript_script_save_and_load(nets):
+def test_torchscript_script_save_and_load(nets, kernel):
     ours, theirs = nets
     scripted = torch.jit.script(ours)
     buf = io.BytesIO()
@@ -173,31 +217,39 @@ def test_torchscript_script_save_and_load(nets):
     _close(scripted(x), theirs(x), "scripted, eval")
     with pytest.raises(Exception, match="expected 4D input"):
         scripted[1](torch.randn(2, 4, dtype=D))
+    assert kernel.calls["forward"] == 2 * 5  # both layers, each scripted and loaded call
 
 
-def test_jit_trace(nets):
+def test_jit_trace(nets, kernel):
     ours, theirs = nets
     ours.eval(), theirs.eval()
     x = _batch()
     traced = torch.jit.trace(ours, (x,))
+    kernel.calls.clear()  # tracing ran the model eagerly: count the traced graph's calls
     _close(traced(_batch(1)), theirs(_batch(1)), "traced")
+    assert kernel.calls["forward"] == 2
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-def test_export(training):
-    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False)
+def test_export(training, kernel):
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False, backend=kernel.name)
     theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=False)
     ours.train(training), theirs.train(training)
     x = _batch()
     program = torch.export.export(ours, (x,))
     exported = program.module()
+    kernel.calls.clear()
     _close(exported(_batch(1)), theirs(_batch(1)), "exported")
+    assert kernel.calls["forward"] == 2
     if training:  # the exported module updates its buffers as the eager one does
         _close(exported.get_buffer("1.running_mean"), theirs[1].running_mean, "running_mean")
 
 
-def test_compile_fullgraph_aot_eager():
-    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False)
+def test_compile_fullgraph_aot_eager(kernel):
+    """The op is opaque to the compiler: its forward runs the backend's kernel at run time.
+    Its backward formula is traced (on fake tensors, which no kernel takes): the portable
+    ops, compiled into the backward graph."""
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False, backend=kernel.name)
     theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=False)
     torch._dynamo.reset()
     compiled = torch.compile(ours, fullgraph=True, backend="aot_eager")
@@ -212,6 +264,7 @@ def test_compile_fullgraph_aot_eager():
     for (k, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
         _close(p.grad, q.grad, f"gradient of {k}")
     _same_state(ours, theirs, "buffers after compiled steps")
+    assert kernel.calls["forward"] == 2 * 2  # two layers, two steps: each a kernel call
 
 
 # --- the edge behaviours torch's tests check ----------------------------------------------------
@@ -270,11 +323,11 @@ def test_wrong_channel_count_is_torchs_error(ours, theirs):
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
-def test_checkpoint_counts_as_torch_does(use_reentrant):
+def test_checkpoint_counts_as_torch_does(use_reentrant, kernel):
     x = _batch()
     nets_ = []
     for bn2d, bn1d in ((bnn.BatchNorm2d, bnn.BatchNorm1d), (nn.BatchNorm2d, nn.BatchNorm1d)):
-        net = _cnn(bn2d, bn1d)
+        net = _cnn(bn2d, bn1d)  # backend 'auto', which every_backend prefer()s
         xs = x.clone().requires_grad_()
         y = checkpoint(net, xs, use_reentrant=use_reentrant)
         y.square().sum().backward()
@@ -283,6 +336,7 @@ def test_checkpoint_counts_as_torch_does(use_reentrant):
     _close(g_o, g_t, "input gradient through checkpoint")
     _same_state(ours, theirs, "buffers after the recomputed forward")
     assert int(ours[1].num_batches_tracked) == int(theirs[1].num_batches_tracked)
+    assert kernel.calls["forward"] == 2 * 2 and kernel.calls["backward"] == 2  # recomputed
 
 
 def test_fx_refuses_a_cumulative_root_clearly():
@@ -304,10 +358,10 @@ def _train_steps(step_fn, steps: int = 3) -> None:
 @pytest.mark.parametrize(
     "kwargs", [{}, {"track_running_stats": False}, {"momentum": None}, {"affine": False}]
 )
-def test_scripted_training_with_a_layer_before_matches_torch(kwargs):
+def test_scripted_training_with_a_layer_before_matches_torch(kwargs, kernel):
     """Several backward passes through a scripted model: the buffers never join the graph."""
     nets_ = []
-    for bn in (bnn.BatchNorm2d, nn.BatchNorm2d):
+    for bn in (functools.partial(bnn.BatchNorm2d, backend=kernel.name), nn.BatchNorm2d):
         torch.manual_seed(0)
         nets_.append(nn.Sequential(nn.Conv2d(2, 3, 3), bn(3, **kwargs)).double())
     ours, theirs = nets_
@@ -319,27 +373,32 @@ def test_scripted_training_with_a_layer_before_matches_torch(kwargs):
         assert not ours[1].running_mean.requires_grad
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         _close(p.grad, q.grad, "gradient after 3 scripted steps")
+    assert kernel.calls["forward"] == 3 and kernel.calls["backward"] == 3
 
 
-def test_exported_training_runs_backward_step_after_step():
-    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False)
+def test_exported_training_runs_backward_step_after_step(kernel):
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=False, backend=kernel.name)
     theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=False)
     exported = torch.export.export(ours, (_batch(),)).module()
+    kernel.calls.clear()
     _train_steps(exported)
     _train_steps(theirs)
     _close(exported.get_buffer("1.running_mean"), theirs[1].running_mean, "running_mean")
     assert not exported.get_buffer("1.running_mean").requires_grad
+    assert kernel.calls["forward"] == kernel.calls["backward"] == 2 * 3
 
 
 @pytest.mark.parametrize("cumulative", [False, True], ids=["momentum", "cumulative"])
-def test_traced_training_updates_the_buffers_once(cumulative):
-    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=cumulative)
+def test_traced_training_updates_the_buffers_once(cumulative, kernel):
+    ours = _cnn(bnn.BatchNorm2d, bnn.BatchNorm1d, cumulative=cumulative, backend=kernel.name)
     theirs = _cnn(nn.BatchNorm2d, nn.BatchNorm1d, cumulative=cumulative)
     traced_o = torch.jit.trace(ours, (_batch(),), check_trace=False)
     traced_t = torch.jit.trace(theirs, (_batch(),), check_trace=False)
+    kernel.calls.clear()
     _train_steps(traced_o)
     _train_steps(traced_t)
     _same_state(ours, theirs, "traced training")
+    assert kernel.calls["forward"] == kernel.calls["backward"] == 2 * 3
 
 
 def test_output_layout_is_torchs():

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..record import Recorder
-from ..stats import Stats, accumulate_dtype, as_dtype, reduce, reduce_axes
+from ..stats import Stats, accumulate_dtype, as_dtype, reduce, reduce_axes, update_running
 
 name = "torch"
 
@@ -123,8 +123,60 @@ def backward_apply(
         dx = xhat * k_xhat
     dx.add_(k_shift).addcmul_(g, _per_channel(scale, nd))
     return as_dtype(dx, dy.dtype)
-    # dx = scale·dy − x̂·scale·Σ(dy·x̂)/m − scale·Σdy/m
-    k_shift = -(sum_dy * scale) / count
-    k_xhat = -(sum_dy_xhat * scale) / count
-    dx.addcmul_(xhat, _per_channel(k_xhat, nd)).add_(_per_channel(k_shift, nd))
-    return as_dtype(dx, dy.dtype)
+
+
+def forward(
+    input: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    batch_stats: bool,
+    momentum: float,
+    eps: float,
+    recorder: Recorder | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, μ, 1/√(σ²+ε)): reduce → update running statistics → apply, each step shown to a
+    recorder as it is made."""
+    if recorder is not None:
+        recorder("input", input)
+    if batch_stats:
+        stats = forward_reduce(input)  # move 1: (count, μ_B, σ²_B) per channel
+        mean, var = stats.mean, stats.var
+        if stats.count > 0:
+            update_running(running_mean, running_var, stats, momentum)  # move 3, record side
+    else:
+        assert running_mean is not None and running_var is not None
+        acc = accumulate_dtype(input.dtype)
+        # copies: the buffers may be updated in place before this output's backward runs
+        mean, var = running_mean.to(acc, copy=True), running_var.to(acc, copy=True)
+    if recorder is not None:
+        recorder("mean", mean)
+        recorder("var", var)
+        if batch_stats and running_mean is not None and running_var is not None:
+            recorder("running_mean", running_mean)
+            recorder("running_var", running_var)
+    invstd = torch.sqrt(var + eps).reciprocal_()  # 1/√(σ² + ε), (C,): what 1.0/t computes
+    output = forward_apply(input, mean, invstd, weight, bias, recorder)  # move 3
+    return output, mean, invstd
+
+
+def backward(
+    grad_output: Tensor,
+    input: Tensor,
+    weight: Tensor | None,
+    mean: Tensor,
+    invstd: Tensor,
+    batch_stats: bool,
+    need_input: bool,
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """(dx or None, Σdy, Σdy·x̂): x̂ recomputed, move 1 backward, then move 3 backward."""
+    xhat = normalized(input, mean, invstd)
+    sum_dy, sum_dy_xhat = backward_reduce(grad_output, xhat)
+    grad_input = None
+    if need_input:
+        count = input.numel() // max(input.shape[1], 1)
+        grad_input = backward_apply(
+            grad_output, xhat, invstd, weight, sum_dy, sum_dy_xhat, count, batch_stats
+        )
+    return grad_input, sum_dy, sum_dy_xhat

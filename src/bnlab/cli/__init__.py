@@ -19,7 +19,7 @@ __all__ = ["UsageError", "main"]
 
 
 def _commands() -> dict[str, Callable[..., int]]:
-    from . import commands, explain, train
+    from . import bench, commands, explain, train
 
     return {
         "tour": commands.tour,
@@ -28,6 +28,7 @@ def _commands() -> dict[str, Callable[..., int]]:
         "train": train.run,
         "serve": commands.serve,
         "compare": commands.compare,
+        "bench": bench.run,
     }
 
 

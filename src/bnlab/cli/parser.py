@@ -129,6 +129,10 @@ def build() -> argparse.ArgumentParser:
         help="training runs for the training view (default: the committed runs)",
     )
 
+    from . import bench
+
+    bench.add(sub)
+
     cmp_ = sub.add_parser("compare", help="draw runs side by side: PNG plots and one HTML page")
     cmp_.add_argument(
         "runs", nargs="+", metavar="DIR", help="run folders, or suites of them (bnlab train)"

@@ -495,7 +495,9 @@ def predict(steps: int = 60) -> Section:
     def batch(size: tuple[int, ...] = shape) -> Tensor:
         return torch.randn(size, generator=g) * pop_std.reshape(chan) + pop_mean.reshape(chan)
 
-    ours, theirs = BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    # the portable kernels, as every explanation uses: the printed digits are the same on
+    # every machine, with the fused kernels built or not
+    ours, theirs = BatchNorm2d(2, backend="torch"), torch.nn.BatchNorm2d(2)
     history_mean, history_var = [], []
     with torch.no_grad():
         for _ in range(steps):
