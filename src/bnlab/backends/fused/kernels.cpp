@@ -314,6 +314,61 @@ static inline void split_range(i64 total, int parts, int idx, i64& lo, i64& hi) 
     hi = lo + base + (idx < rem ? 1 : 0);
 }
 
+// Channels-last: the moments of channels [c0, c0 + w) over rows [q0, q1) (an L2-sized block),
+// merged into `out`.  A chunk of LANES channels is one vector: its partial sums stay in
+// registers down the rows (W = LANES fixes the trip count so the compiler can keep them there).
+template <class T, int W>
+static inline void cl_chunk_moments(const T* x, i64 q0, i64 q1, i64 C, i64 c0, int w,
+                                    Moments* out) {
+    typedef typename acc<T>::type A;
+    const int n = W > 0 ? W : w;
+    A s[LANES] = {}, d1[LANES] = {}, d2[LANES] = {};
+    for (i64 q = q0; q < q1; ++q) {
+        const T* xr = x + q * C + c0;
+#pragma omp simd
+        for (int l = 0; l < n; ++l) s[l] += widen(xr[l]);
+    }
+    const A len = (A)(q1 - q0);
+    for (int l = 0; l < n; ++l) s[l] /= len;  // the block's approximate means
+    for (i64 q = q0; q < q1; ++q) {
+        const T* xr = x + q * C + c0;
+#pragma omp simd
+        for (int l = 0; l < n; ++l) {
+            A d = widen(xr[l]) - s[l];
+            d1[l] += d;
+            d2[l] += d * d;
+        }
+    }
+    const double dn = (double)(q1 - q0);
+    for (int l = 0; l < n; ++l)
+        out[c0 + l].merge(dn, corrected_mean((double)s[l], (double)d1[l], dn),
+                          (double)d2[l] - (double)d1[l] * (double)d1[l] / dn);
+}
+
+// Channels-last backward: sum(dy) and sum(dy * (x - mu)) of channels [c0, c0 + w) over rows
+// [q0, q1), added into double, the same way.
+template <class T, class A, int W>
+static inline void cl_chunk_grad_sums(const T* x, const T* dy, i64 q0, i64 q1, i64 C, i64 c0,
+                                      int w, const A* mean, double* sdy, double* sdxc) {
+    const int n = W > 0 ? W : w;
+    A s1[LANES] = {}, s2[LANES] = {}, mu[LANES] = {};
+    for (int l = 0; l < n; ++l) mu[l] = mean[c0 + l];
+    for (i64 q = q0; q < q1; ++q) {
+        const T* xr = x + q * C + c0;
+        const T* gr = dy + q * C + c0;
+#pragma omp simd
+        for (int l = 0; l < n; ++l) {
+            A g = widen(gr[l]);
+            s1[l] += g;
+            s2[l] += g * (widen(xr[l]) - mu[l]);
+        }
+    }
+    for (int l = 0; l < n; ++l) {
+        sdy[c0 + l] += (double)s1[l];
+        sdxc[c0 + l] += (double)s2[l];
+    }
+}
+
 // ---------------------------------------------------------------------------------- forward
 
 template <class T>
@@ -384,36 +439,14 @@ static void forward(const T* x, T* y, i64 N, i64 C, i64 S, int layout, const voi
             }
         } else {
             const i64 rb = std::max<i64>(1, CL_BLOCK / std::max<i64>(C, 1));
-            std::vector<A> s_(C), d1_(C), d2_(C);
-            A* __restrict s = s_.data();
-            A* __restrict d1 = d1_.data();
-            A* __restrict d2 = d2_.data();
             for (i64 q0 = r0; q0 < r1; q0 += rb) {
                 const i64 q1 = std::min(r1, q0 + rb);
-                const A len = (A)(q1 - q0);
-                std::fill(s, s + C, (A)0);
-                std::fill(d1, d1 + C, (A)0);
-                std::fill(d2, d2 + C, (A)0);
-                for (i64 q = q0; q < q1; ++q) {
-                    const T* xr = x + q * C;
-#pragma omp simd
-                    for (i64 c = 0; c < C; ++c) s[c] += widen(xr[c]);
+                for (i64 c0 = 0; c0 < C; c0 += LANES) {
+                    if (c0 + LANES <= C)
+                        cl_chunk_moments<T, LANES>(x, q0, q1, C, c0, LANES, mine);
+                    else
+                        cl_chunk_moments<T, 0>(x, q0, q1, C, c0, C - c0, mine);
                 }
-#pragma omp simd
-                for (i64 c = 0; c < C; ++c) s[c] /= len;  // the block's approximate mean
-                for (i64 q = q0; q < q1; ++q) {
-                    const T* xr = x + q * C;
-#pragma omp simd
-                    for (i64 c = 0; c < C; ++c) {
-                        A d = widen(xr[c]) - s[c];
-                        d1[c] += d;
-                        d2[c] += d * d;
-                    }
-                }
-                const double dn = (double)(q1 - q0);
-                for (i64 c = 0; c < C; ++c)
-                    mine[c].merge(dn, corrected_mean((double)s[c], (double)d1[c], dn),
-                                  (double)d2[c] - (double)d1[c] * (double)d1[c] / dn);
             }
         }
 #pragma omp barrier
@@ -495,26 +528,13 @@ static void backward(const T* x, const T* dy, T* dx, i64 N, i64 C, i64 S, int la
             }
         } else {
             const i64 rb = std::max<i64>(1, CL_BLOCK / std::max<i64>(C, 1));
-            std::vector<A> s1_(C), s2_(C);
-            A* __restrict s1 = s1_.data();
-            A* __restrict s2 = s2_.data();
             for (i64 q0 = r0; q0 < r1; q0 += rb) {
                 const i64 q1 = std::min(r1, q0 + rb);
-                std::fill(s1, s1 + C, (A)0);
-                std::fill(s2, s2 + C, (A)0);
-                for (i64 q = q0; q < q1; ++q) {
-                    const T* xr = x + q * C;
-                    const T* gr = dy + q * C;
-#pragma omp simd
-                    for (i64 c = 0; c < C; ++c) {
-                        A g = widen(gr[c]);
-                        s1[c] += g;
-                        s2[c] += g * (widen(xr[c]) - mean[c]);
-                    }
-                }
-                for (i64 c = 0; c < C; ++c) {
-                    sdy[c] += (double)s1[c];
-                    sdxc[c] += (double)s2[c];
+                for (i64 c0 = 0; c0 < C; c0 += LANES) {
+                    if (c0 + LANES <= C)
+                        cl_chunk_grad_sums<T, A, LANES>(x, dy, q0, q1, C, c0, LANES, mean, sdy, sdxc);
+                    else
+                        cl_chunk_grad_sums<T, A, 0>(x, dy, q0, q1, C, c0, C - c0, mean, sdy, sdxc);
                 }
             }
         }
