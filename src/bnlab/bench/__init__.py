@@ -56,7 +56,7 @@ class Case:
         n = 1
         for s in self.shape:
             n *= s
-        return n >= 1 << 22
+        return n >= 1 << 21
 
     def label(self) -> str:
         extra = [str(self.dtype).removeprefix("torch.")] if self.dtype != torch.float32 else []

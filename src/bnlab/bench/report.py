@@ -3,7 +3,10 @@
 Targets, for training-mode forward+backward, warm, float32 contiguous:
 
 * fused ≤ 0.75 × torch on every conv shape, ≤ 1.0 × torch on the fully connected ones;
-* on the large shapes, fused within 2 × of 4 copies' time (≤ 8 copies).
+* on the large shapes, fused within 2 × of 4 copies' time (≤ 8 copies), cache-cold: their
+  forward+backward touches x, y, dy and dx, about 100 MB for 32×64×56×56, several times the
+  last-level cache, so memory is the floor, and a warm copy of two tensors that partly fit in
+  that cache would not be one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ def _primary(row: dict[str, Any]) -> bool:
     )
 
 
+def _cold_twin(results: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    for other in results["rows"]:
+        if other["cache"] == "cold" and all(
+            other[k] == row[k] for k in ("case", "label", "mode", "dtype", "channels_last")
+        ):
+            return other
+    return None
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target on each case it applies to: the measured ratio, the limit, met or not."""
     found = []
@@ -41,10 +53,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             {"target": f"fused ≤ {limit:g}× torch", "case": f"{row['case']} {row['label']}",
              "value": ratio, "limit": limit, "met": ratio <= limit}
         )  # fmt: skip
-        if row["large"] and "copy" in s:
-            copies = s["fused"] / s["copy"]
+        cold = _cold_twin(results, row) if row["large"] else None
+        if cold is not None and "copy" in cold["seconds"] and "fused" in cold["seconds"]:
+            copies = cold["seconds"]["fused"] / cold["seconds"]["copy"]
             found.append(
-                {"target": f"fused ≤ {TARGET_COPIES:g} copies", "value": copies,
+                {"target": f"fused ≤ {TARGET_COPIES:g} copies, cold", "value": copies,
                  "case": f"{row['case']} {row['label']}", "limit": TARGET_COPIES,
                  "met": copies <= TARGET_COPIES}
             )  # fmt: skip
@@ -96,5 +109,5 @@ def summary(results: dict[str, Any]) -> str:
         out.append(f"fused kernels unavailable: {b['error']}")
     for t in targets(results):
         mark = "met" if t["met"] else "MISSED"
-        out.append(f"{mark:>6}  {t['target']:<22} {t['case']}: {t['value']:.2f}")
+        out.append(f"{mark:>6}  {t['target']:<28} {t['case']}: {t['value']:.2f}")
     return "\n".join(out)

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <omp.h>
+#include <type_traits>
 #include <vector>
 
 typedef int64_t i64;
@@ -60,8 +61,34 @@ static inline void narrow(float v, _Float16* p) { *p = (_Float16)v; }
 template <class T> struct acc { typedef float type; };
 template <> struct acc<double> { typedef double type; };
 
+// One 64-byte vector of accumulators (16 floats or 8 doubles).  Partial sums carried down
+// many rows must live in registers: as arrays indexed in a `simd` loop they went through the
+// stack on every row, a store-to-load chain that cost more than the arithmetic.
+template <class A>
+struct Vec {
+    typedef A type __attribute__((vector_size(64)));
+    static constexpr int lanes = 64 / sizeof(A);
+};
+
+template <class A, class T>
+static inline typename Vec<A>::type vload(const T* p) {
+    typename Vec<A>::type v;
+    if constexpr (std::is_same<T, A>::value) {
+        std::memcpy(&v, p, sizeof v);
+    } else {
+        for (int l = 0; l < Vec<A>::lanes; ++l) v[l] = widen(p[l]);
+    }
+    return v;
+}
+
+template <class V>
+static inline auto hsum(const V& v) {
+    auto s = v[0];
+    for (int l = 1; l < (int)(sizeof(V) / sizeof(v[0])); ++l) s += v[l];
+    return s;
+}
+
 static const i64 BLOCK = 4096;        // elements of one row block in NCS (fits in L1)
-static const int LANES = 16;          // partial sums carried across short rows
 static const i64 CL_BLOCK = 65536;    // elements of one row block in NSC (fits in L2)
 
 // Statistics of one set of values: count, mean, M2 = sum of squared deviations.
@@ -69,6 +96,12 @@ struct Moments {
     double n = 0, mean = 0, m2 = 0;
     inline void merge(double nb, double mb, double m2b) {
         if (nb == 0) return;
+        if (n == 0) {  // the first block: nothing to merge with (most channels of a small batch)
+            n = nb;
+            mean = mb;
+            m2 = m2b;
+            return;
+        }
         double total = n + nb;
         double delta = mb - mean;
         double frac = nb / total;
@@ -113,32 +146,30 @@ static inline void block_moments(const T* p, i64 len, Moments& out) {
 template <class T>
 static inline void rows_moments(const T* p, i64 rows, i64 stride, i64 len, Moments& out) {
     typedef typename acc<T>::type A;
+    typedef typename Vec<A>::type V;
+    constexpr int L = Vec<A>::lanes;
     // one vector of partial sums carried across the rows (a horizontal sum per row would cost
     // more than the row itself when rows are short: 8x8 feature maps)
-    A l1[LANES] = {}, t1 = 0;
+    V v1 = {};
+    A t1 = 0;
     for (i64 r = 0; r < rows; ++r) {
         const T* q = p + r * stride;
         i64 i = 0;
-        for (; i + LANES <= len; i += LANES) {
-#pragma omp simd
-            for (int l = 0; l < LANES; ++l) l1[l] += widen(q[i + l]);
-        }
+        for (; i + L <= len; i += L) v1 += vload<A>(q + i);
         for (; i < len; ++i) t1 += widen(q[i]);
     }
-    for (int l = 0; l < LANES; ++l) t1 += l1[l];
+    t1 += hsum(v1);
     const double dn = (double)rows * (double)len;
     const A m = (A)((double)t1 / dn);
-    A l2[LANES] = {}, l3[LANES] = {}, d1 = 0, d2 = 0;
+    V v2 = {}, v3 = {};
+    A d1 = 0, d2 = 0;
     for (i64 r = 0; r < rows; ++r) {
         const T* q = p + r * stride;
         i64 i = 0;
-        for (; i + LANES <= len; i += LANES) {
-#pragma omp simd
-            for (int l = 0; l < LANES; ++l) {
-                A d = widen(q[i + l]) - m;
-                l2[l] += d;
-                l3[l] += d * d;
-            }
+        for (; i + L <= len; i += L) {
+            V d = vload<A>(q + i) - m;
+            v2 += d;
+            v3 += d * d;
         }
         for (; i < len; ++i) {
             A d = widen(q[i]) - m;
@@ -146,31 +177,29 @@ static inline void rows_moments(const T* p, i64 rows, i64 stride, i64 len, Momen
             d2 += d * d;
         }
     }
-    for (int l = 0; l < LANES; ++l) {
-        d1 += l2[l];
-        d2 += l3[l];
-    }
+    d1 += hsum(v2);
+    d2 += hsum(v3);
     out.merge(dn, corrected_mean((double)m, (double)d1, dn),
               (double)d2 - (double)d1 * (double)d1 / dn);
 }
 
 // sum(dy) and sum(dy * (x - mu)) over `rows` rows of `len` elements (row r at offset r*stride),
-// added into double: lanes carried across rows, as rows_moments.
+// added into double: a vector carried across rows, as rows_moments.
 template <class T, class A>
 static inline void rows_grad_sums(const T* x, const T* dy, i64 rows, i64 stride, i64 len, A mu,
                                   double& sdy, double& sdxc) {
-    A l1[LANES] = {}, l2[LANES] = {}, t1 = 0, t2 = 0;
+    typedef typename Vec<A>::type V;
+    constexpr int L = Vec<A>::lanes;
+    V v1 = {}, v2 = {};
+    A t1 = 0, t2 = 0;
     for (i64 r = 0; r < rows; ++r) {
         const T* xq = x + r * stride;
         const T* gq = dy + r * stride;
         i64 i = 0;
-        for (; i + LANES <= len; i += LANES) {
-#pragma omp simd
-            for (int l = 0; l < LANES; ++l) {
-                A g = widen(gq[i + l]);
-                l1[l] += g;
-                l2[l] += g * (widen(xq[i + l]) - mu);
-            }
+        for (; i + L <= len; i += L) {
+            V g = vload<A>(gq + i);
+            v1 += g;
+            v2 += g * (vload<A>(xq + i) - mu);
         }
         for (; i < len; ++i) {
             A g = widen(gq[i]);
@@ -178,12 +207,8 @@ static inline void rows_grad_sums(const T* x, const T* dy, i64 rows, i64 stride,
             t2 += g * (widen(xq[i]) - mu);
         }
     }
-    for (int l = 0; l < LANES; ++l) {
-        t1 += l1[l];
-        t2 += l2[l];
-    }
-    sdy += (double)t1;
-    sdxc += (double)t2;
+    sdy += (double)(t1 + hsum(v1));
+    sdxc += (double)(t2 + hsum(v2));
 }
 
 // The moments of channel c of an NCS tensor.
@@ -315,55 +340,65 @@ static inline void split_range(i64 total, int parts, int idx, i64& lo, i64& hi) 
 }
 
 // Channels-last: the moments of channels [c0, c0 + w) over rows [q0, q1) (an L2-sized block),
-// merged into `out`.  A chunk of LANES channels is one vector: its partial sums stay in
-// registers down the rows (W = LANES fixes the trip count so the compiler can keep them there).
-template <class T, int W>
+// merged into `out`.  A full chunk (w = one vector's lanes) keeps its partial sums in vector
+// registers down the rows; the last, narrower chunk takes the scalar loop.
+template <class T>
 static inline void cl_chunk_moments(const T* x, i64 q0, i64 q1, i64 C, i64 c0, int w,
                                     Moments* out) {
     typedef typename acc<T>::type A;
-    const int n = W > 0 ? W : w;
-    A s[LANES] = {}, d1[LANES] = {}, d2[LANES] = {};
-    for (i64 q = q0; q < q1; ++q) {
-        const T* xr = x + q * C + c0;
-#pragma omp simd
-        for (int l = 0; l < n; ++l) s[l] += widen(xr[l]);
-    }
+    typedef typename Vec<A>::type V;
+    constexpr int L = Vec<A>::lanes;
+    V s = {}, d1 = {}, d2 = {};
     const A len = (A)(q1 - q0);
-    for (int l = 0; l < n; ++l) s[l] /= len;  // the block's approximate means
-    for (i64 q = q0; q < q1; ++q) {
-        const T* xr = x + q * C + c0;
-#pragma omp simd
-        for (int l = 0; l < n; ++l) {
-            A d = widen(xr[l]) - s[l];
-            d1[l] += d;
-            d2[l] += d * d;
+    if (w == L) {
+        for (i64 q = q0; q < q1; ++q) s += vload<A>(x + q * C + c0);
+        s /= len;  // the block's approximate means
+        for (i64 q = q0; q < q1; ++q) {
+            V d = vload<A>(x + q * C + c0) - s;
+            d1 += d;
+            d2 += d * d;
         }
+    } else {
+        for (i64 q = q0; q < q1; ++q)
+            for (int l = 0; l < w; ++l) s[l] += widen(x[q * C + c0 + l]);
+        for (int l = 0; l < w; ++l) s[l] /= len;
+        for (i64 q = q0; q < q1; ++q)
+            for (int l = 0; l < w; ++l) {
+                A d = widen(x[q * C + c0 + l]) - s[l];
+                d1[l] += d;
+                d2[l] += d * d;
+            }
     }
     const double dn = (double)(q1 - q0);
-    for (int l = 0; l < n; ++l)
+    for (int l = 0; l < w; ++l)
         out[c0 + l].merge(dn, corrected_mean((double)s[l], (double)d1[l], dn),
                           (double)d2[l] - (double)d1[l] * (double)d1[l] / dn);
 }
 
 // Channels-last backward: sum(dy) and sum(dy * (x - mu)) of channels [c0, c0 + w) over rows
 // [q0, q1), added into double, the same way.
-template <class T, class A, int W>
+template <class T, class A>
 static inline void cl_chunk_grad_sums(const T* x, const T* dy, i64 q0, i64 q1, i64 C, i64 c0,
                                       int w, const A* mean, double* sdy, double* sdxc) {
-    const int n = W > 0 ? W : w;
-    A s1[LANES] = {}, s2[LANES] = {}, mu[LANES] = {};
-    for (int l = 0; l < n; ++l) mu[l] = mean[c0 + l];
-    for (i64 q = q0; q < q1; ++q) {
-        const T* xr = x + q * C + c0;
-        const T* gr = dy + q * C + c0;
-#pragma omp simd
-        for (int l = 0; l < n; ++l) {
-            A g = widen(gr[l]);
-            s1[l] += g;
-            s2[l] += g * (widen(xr[l]) - mu[l]);
+    typedef typename Vec<A>::type V;
+    constexpr int L = Vec<A>::lanes;
+    V s1 = {}, s2 = {}, mu = {};
+    for (int l = 0; l < w; ++l) mu[l] = mean[c0 + l];
+    if (w == L) {
+        for (i64 q = q0; q < q1; ++q) {
+            V g = vload<A>(dy + q * C + c0);
+            s1 += g;
+            s2 += g * (vload<A>(x + q * C + c0) - mu);
         }
+    } else {
+        for (i64 q = q0; q < q1; ++q)
+            for (int l = 0; l < w; ++l) {
+                A g = widen(dy[q * C + c0 + l]);
+                s1[l] += g;
+                s2[l] += g * (widen(x[q * C + c0 + l]) - mu[l]);
+            }
     }
-    for (int l = 0; l < n; ++l) {
+    for (int l = 0; l < w; ++l) {
         sdy[c0 + l] += (double)s1[l];
         sdxc[c0 + l] += (double)s2[l];
     }
@@ -441,12 +476,9 @@ static void forward(const T* x, T* y, i64 N, i64 C, i64 S, int layout, const voi
             const i64 rb = std::max<i64>(1, CL_BLOCK / std::max<i64>(C, 1));
             for (i64 q0 = r0; q0 < r1; q0 += rb) {
                 const i64 q1 = std::min(r1, q0 + rb);
-                for (i64 c0 = 0; c0 < C; c0 += LANES) {
-                    if (c0 + LANES <= C)
-                        cl_chunk_moments<T, LANES>(x, q0, q1, C, c0, LANES, mine);
-                    else
-                        cl_chunk_moments<T, 0>(x, q0, q1, C, c0, C - c0, mine);
-                }
+                constexpr int L = Vec<A>::lanes;
+                for (i64 c0 = 0; c0 < C; c0 += L)
+                    cl_chunk_moments<T>(x, q0, q1, C, c0, (int)std::min<i64>(L, C - c0), mine);
             }
         }
 #pragma omp barrier
@@ -530,12 +562,10 @@ static void backward(const T* x, const T* dy, T* dx, i64 N, i64 C, i64 S, int la
             const i64 rb = std::max<i64>(1, CL_BLOCK / std::max<i64>(C, 1));
             for (i64 q0 = r0; q0 < r1; q0 += rb) {
                 const i64 q1 = std::min(r1, q0 + rb);
-                for (i64 c0 = 0; c0 < C; c0 += LANES) {
-                    if (c0 + LANES <= C)
-                        cl_chunk_grad_sums<T, A, LANES>(x, dy, q0, q1, C, c0, LANES, mean, sdy, sdxc);
-                    else
-                        cl_chunk_grad_sums<T, A, 0>(x, dy, q0, q1, C, c0, C - c0, mean, sdy, sdxc);
-                }
+                constexpr int L = Vec<A>::lanes;
+                for (i64 c0 = 0; c0 < C; c0 += L)
+                    cl_chunk_grad_sums<T, A>(x, dy, q0, q1, C, c0, (int)std::min<i64>(L, C - c0),
+                                             mean, sdy, sdxc);
             }
         }
 #pragma omp barrier
