@@ -274,7 +274,7 @@ def threads(request):
     torch.set_num_threads(before)
 
 
-BIG = {  # ≥ 2¹⁷ elements, past both thresholds of fused._threads: the kernels split the work
+BIG = {  # ≥ 2¹⁷ elements, past fused.PARALLEL_MIN_ELEMENTS: the kernels split the work
     "rows C=3": ((16, 3, 48, 64), torch.contiguous_format),  # C odd, < 4 threads per channel
     "rows C=1": ((128, 1, 32, 32), torch.contiguous_format),
     "channels C=4": ((32, 4, 32, 32), torch.contiguous_format),  # C divisible by 2
@@ -293,7 +293,7 @@ BIG = {  # ≥ 2¹⁷ elements, past both thresholds of fused._threads: the kern
 def test_threads_split_big_tensors_correctly(case, dtype, training, threads):
     shape, layout = BIG[case]
     x = _randn(shape, dtype).contiguous(memory_format=layout)
-    assert x.numel() >= 2**17 > max(fused.PARALLEL_MIN_ELEMENTS, fused.PARALLEL_MIN_ELEMENTS_ROWS)
+    assert x.numel() >= 2**17 > fused.PARALLEL_MIN_ELEMENTS
     check(x, training=training, what=f"{case}, {threads} threads")
 
 

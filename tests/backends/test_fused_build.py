@@ -3,6 +3,7 @@ cached under a name that follows the source, built into a fresh cache in one cal
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,20 @@ def test_build_into_a_fresh_cache(tmp_path):
     assert list(cache.iterdir()) == [built]  # no half-written temporary left behind
     again = _python("", cache, "-m", "bnlab.backends.fused").stdout
     assert "cached" in again and str(built) in again
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")
+def test_the_kernels_share_torchs_openmp_runtime(tmp_path):
+    """One libgomp in the process after the kernels load: torch's, whose thread pool both use."""
+    pytest.importorskip("torch")
+    if not build.available():
+        pytest.skip("the fused kernels cannot be built here")
+    code = (
+        "import torch\n"
+        "from bnlab.backends.fused import build\n"
+        "build.library()\n"
+        "maps = open('/proc/self/maps').read().splitlines()\n"
+        "print(json.dumps(sorted({line.split()[-1] for line in maps if 'libgomp' in line})))\n"
+    )
+    gomps = json.loads(_python("import json\n" + code, Path(build.cache_dir())).stdout)
+    assert len(gomps) == 1, f"expected torch's one OpenMP runtime, found {gomps}"

@@ -1,8 +1,7 @@
 """Where a second thread starts to pay in the fused kernels: ``bnlab bench --crossover``.
 
-The kernels run on one thread below ``PARALLEL_MIN_ELEMENTS`` elements (``_ROWS`` for the
-strategy that joins its threads three times a call; see :mod:`bnlab.backends.fused`), where
-waking the other threads costs more than sharing the work saves.  This times forward and
+The kernels run on one thread below ``bnlab.backends.fused.PARALLEL_MIN_ELEMENTS`` elements,
+where waking the other threads costs more than sharing the work saves.  This times forward and
 backward through the kernels with one thread and with all of torch's, on growing tensors of
 both layouts, interleaved; the first size where all threads win in both layouts is the
 crossover.
@@ -38,14 +37,13 @@ def _fwd_bwd(shape: tuple[int, ...], threads: int) -> timing.Fn:
     _, mean, invstd = fused.forward(x, w, b, rm, rv, True, 0.1, 1e-5)
 
     def run() -> object:
-        saved = fused.PARALLEL_MIN_ELEMENTS, fused.PARALLEL_MIN_ELEMENTS_ROWS
-        least = 0 if threads > 1 else 1 << 62
-        fused.PARALLEL_MIN_ELEMENTS = fused.PARALLEL_MIN_ELEMENTS_ROWS = least
+        saved = fused.PARALLEL_MIN_ELEMENTS
+        fused.PARALLEL_MIN_ELEMENTS = 0 if threads > 1 else 1 << 62
         try:
             fused.forward(x, w, b, rm, rv, True, 0.1, 1e-5)
             return fused.backward(dy, x, w, mean, invstd, True, True)
         finally:
-            fused.PARALLEL_MIN_ELEMENTS, fused.PARALLEL_MIN_ELEMENTS_ROWS = saved
+            fused.PARALLEL_MIN_ELEMENTS = saved
 
     return run
 

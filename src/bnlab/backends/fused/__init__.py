@@ -29,11 +29,10 @@ name = "cpu-fused"
 __all__ = ["KernelsUnavailable", "available", "backward", "forward", "supports"]
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
-# below this many elements more threads cost more than they save (measured with
-# `bnlab bench --crossover`, docs/results/speed.md): the "channels" strategy (contiguous, the
-# channels shared evenly) joins its threads once per call, the "rows" one three times
-PARALLEL_MIN_ELEMENTS = 1 << 15
-PARALLEL_MIN_ELEMENTS_ROWS = 3 << 15
+# below this many elements more threads cost more than they save: measured with
+# `bnlab bench --crossover` (docs/results/speed.md), 2 threads lose at 32K elements and win at
+# 61K, in both strategies (by channels and by rows)
+PARALLEL_MIN_ELEMENTS = 3 << 14
 
 # tensors that stand for others have no memory of their own to hand to a kernel: torch.func's
 # wrappers (vmap's batches, grad's tracking tensors, functionalization's) and the legacy vmap's
@@ -84,14 +83,9 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _threads(numel: int, layout: int, channels: int) -> int:
+def _threads(numel: int) -> int:
     """Threads for one call: torch's, or 1 where sharing the work would not pay."""
-    nt = torch.get_num_threads()
-    if nt == 1:
-        return 1
-    by_channel = layout == 0 and (channels % nt == 0 or channels >= 4 * nt)  # as kernels.cpp
-    least = PARALLEL_MIN_ELEMENTS if by_channel else PARALLEL_MIN_ELEMENTS_ROWS
-    return nt if numel >= least else 1
+    return torch.get_num_threads() if numel >= PARALLEL_MIN_ELEMENTS else 1
 
 
 def _fallback(*tensors: Tensor | None) -> bool:
@@ -149,7 +143,7 @@ def forward(
     library().bnlab_forward(
         code, layout, x.data_ptr(), y.data_ptr(), n, c, s,
         _ptr(w), _ptr(b), _ptr(rm), _ptr(rv), int(batch_stats), momentum, eps,
-        mean.data_ptr(), invstd.data_ptr(), _ptr(var), _threads(x.numel(), layout, c),
+        mean.data_ptr(), invstd.data_ptr(), _ptr(var), _threads(x.numel()),
     )  # fmt: skip
     if var is not None:
         update_running(running_mean, running_var, Stats(n * s, mean, var), momentum)
@@ -185,6 +179,6 @@ def backward(
     library().bnlab_backward(
         code, layout, x.data_ptr(), dy.data_ptr(), _ptr(dx), n, c, s, _ptr(w), _ptr(mu),
         _ptr(inv), int(batch_stats), sum_dy.data_ptr(), sum_dy_xhat.data_ptr(),
-        _threads(x.numel(), layout, c),
+        _threads(x.numel()),
     )  # fmt: skip
     return dx, sum_dy, sum_dy_xhat
