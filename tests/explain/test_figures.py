@@ -18,6 +18,7 @@ from matplotlib.text import Text  # noqa: E402
 from bnlab.errors import BNValueError  # noqa: E402
 from bnlab.explain import explain  # noqa: E402
 from bnlab.explain import figures as F  # noqa: E402
+from bnlab.render import style  # noqa: E402
 
 GAMMA, BETA = [2.0, 5.0], [3.0, 8.0]
 
@@ -238,7 +239,7 @@ def test_channel_colours_are_consistent(trace):
         for c in range(2):
             heads = [t for t in fig.findobj(Text) if t.get_text() == f"channel c={c}"]
             assert heads, c
-            assert all(to_hex(t.get_color()) == F.style.channel_text_color(c) for t in heads)
+            assert all(to_hex(t.get_color()) == style.channel_text_color(c) for t in heads)
 
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -252,17 +253,17 @@ def test_channels_use_the_okabe_ito_list(c):
 @pytest.mark.parametrize("c", range(8))
 def test_channel_text_keeps_contrast(c):
     """Channel-coloured text on white, and ink on every tint a cell gets, read at 4.5:1."""
-    text = F.style.channel_text_color(c)
-    assert F.style.contrast(text, "white") >= 4.5
+    text = style.channel_text_color(c)
+    assert style.contrast(text, "white") >= 4.5
     r, g, b = (int(text[i : i + 2], 16) for i in (1, 3, 5))  # the same hue, only darker
     ref = [int(OKABE_ITO[c][i : i + 2], 16) for i in (1, 3, 5)]
     assert max(ref) == 0 or all(
         abs(v / max(ref) * max(r, g, b) - w) <= 2 for v, w in zip(ref, (r, g, b), strict=True)
     )
     for amount in (0.12, 0.2, 0.35, 0.4, 0.82):
-        face = F.style._tint(F.channel_color(c), amount)
-        assert F.style.contrast(F.style.ink_on(face), face) >= 4.5, amount
-    assert F.style.contrast(F.style.channel_edge_color(c), "white") >= 1.8  # yellow outlines show
+        face = style._tint(F.channel_color(c), amount)
+        assert style.contrast(style.ink_on(face), face) >= 4.5, amount
+    assert style.contrast(style.channel_edge_color(c), "white") >= 1.8  # yellow outlines show
 
 
 def test_eight_channels_every_cell_text_has_contrast():
@@ -278,7 +279,7 @@ def test_eight_channels_every_cell_text_has_contrast():
         for t in fig.findobj(Text):
             p = cells.get((round(t.get_position()[0], 3), round(t.get_position()[1], 3)))
             if p is not None and t.get_text():
-                assert F.style.contrast(t.get_color(), p.get_facecolor()) >= 4.5, t.get_text()
+                assert style.contrast(t.get_color(), p.get_facecolor()) >= 4.5, t.get_text()
                 checked += 1
         assert checked == 16
 
@@ -287,13 +288,13 @@ def test_eight_channels_every_cell_text_has_contrast():
 
 
 def test_diverging_limits_are_symmetric_and_round():
-    assert F.style.diverging_limit([-1.52, 1.85]) == 2
-    assert F.style.diverging_limit([0.45, -0.3]) == 0.5
-    assert F.style.diverging_limit([0.0]) == 1.0
-    assert F.style.diverging_limit([-3.0]) == 5
-    white = F.style.diverging_color(0.0, 2.0)
+    assert style.diverging_limit([-1.52, 1.85]) == 2
+    assert style.diverging_limit([0.45, -0.3]) == 0.5
+    assert style.diverging_limit([0.0]) == 1.0
+    assert style.diverging_limit([-3.0]) == 5
+    white = style.diverging_color(0.0, 2.0)
     assert all(v > 0.9 for v in white)  # 0 is (near) white
-    lo, hi = F.style.diverging_color(-2.0, 2.0), F.style.diverging_color(2.0, 2.0)
+    lo, hi = style.diverging_color(-2.0, 2.0), style.diverging_color(2.0, 2.0)
     assert lo[2] > lo[0] and hi[0] > hi[2]  # below the mean blue, above it red
 
 
@@ -304,13 +305,13 @@ def test_centred_steps_are_shaded_on_a_diverging_scale_with_a_colour_bar(step, s
     tr = explain(torch.rand(*shape))
     fig = F.tensor_figure(tr, step)
     a = tr[step].value
-    limit = F.style.diverging_limit(a.flatten().tolist())
+    limit = style.diverging_limit(a.flatten().tolist())
     t = texts(fig)
-    ticks = ["−" + F.style._short(limit), "0", F.style._short(limit)]
+    ticks = ["−" + style._short(limit), "0", style._short(limit)]
     assert all(s in t for s in ticks), (ticks, t)  # the colour bar's ends and its centre
     faces = {to_hex(p.get_facecolor()) for p in fig.axes[0].patches if isinstance(p, Rectangle)}
     v = float(a.flatten()[0])
-    assert to_hex(F.style.diverging_color(v, limit)) in faces  # a cell shaded by its value
+    assert to_hex(style.diverging_color(v, limit)) in faces  # a cell shaded by its value
 
 
 # --- x̂ and the broadcast: the missing links of the picture chain -------------------------------
@@ -412,7 +413,7 @@ def test_errors(trace):
 
 
 def test_without_cjk_font_no_chinese_is_drawn(trace, monkeypatch):
-    monkeypatch.setattr(F.style, "cjk_font_available", lambda: False)  # where it is looked up
+    monkeypatch.setattr(style, "cjk_font_available", lambda: False)  # where it is looked up
     for name, fig in all_figures(trace).items():
         cjk = [s for s in texts(fig) if any("\u2e80" <= ch <= "\u9fff" for ch in s)]
         assert not cjk, (name, cjk)
@@ -434,7 +435,7 @@ def test_axes_figure_refuses_channels_groups_cannot_split():
 # --- one type scale: nothing smaller than MIN_TEXT_PX as the page shows it ---------------------
 
 
-def shown_text_px(fig: Figure, page_width: float = F.style.PAGE_WIDTH) -> list[tuple[float, str]]:
+def shown_text_px(fig: Figure, page_width: float = style.PAGE_WIDTH) -> list[tuple[float, str]]:
     """(CSS px as the page shows it, text) of every drawn text of ``fig``.
 
     The page shows a PNG at ``display_width`` CSS px, scaled down to ``page_width`` when wider; a
@@ -442,7 +443,7 @@ def shown_text_px(fig: Figure, page_width: float = F.style.PAGE_WIDTH) -> list[t
     superscripts are drawn smaller).
     """
     png = F.render(fig, "png")
-    width = F.style.display_width(png)
+    width = style.display_width(png)
     shrink = min(1.0, page_width / width)
     parser = MathTextParser("path")
     out = []
@@ -476,7 +477,7 @@ def test_every_tour_figure_is_at_least_11_px(tour_specs):
     for spec in tour_specs:
         sizes = shown_text_px(spec.factory())
         assert sizes, spec.key
-        small += [(spec.key, round(px, 1), s[:40]) for px, s in sizes if px < F.style.MIN_TEXT_PX]
+        small += [(spec.key, round(px, 1), s[:40]) for px, s in sizes if px < style.MIN_TEXT_PX]
     assert not small, small[:10]
 
 

@@ -24,6 +24,7 @@ from bnlab.errors import BNValueError  # noqa: E402
 from bnlab.explain import explain, tour  # noqa: E402
 from bnlab.explain import figures as F  # noqa: E402
 from bnlab.explain.examples import FigureSpec  # noqa: E402
+from bnlab.render import style  # noqa: E402
 from tests.explain.test_figures import shown_text_px  # noqa: E402
 from tests.golden import GOLDEN  # noqa: E402
 
@@ -138,7 +139,7 @@ def test_every_chinese_tour_figure_is_at_least_11_px(tour_specs):
         small += [
             (spec.key, round(px, 1), s[:40])
             for px, s in shown_text_px(fig)
-            if px < F.style.MIN_TEXT_PX
+            if px < style.MIN_TEXT_PX
         ]
     assert not small, small[:10]
 
@@ -229,7 +230,7 @@ def test_language_refuses_other_languages():
 
 
 def test_without_the_cjk_font_a_chinese_figure_falls_back_to_english(monkeypatch):
-    monkeypatch.setattr(F.style, "cjk_font_available", lambda: False)  # where it is looked up
+    monkeypatch.setattr(style, "cjk_font_available", lambda: False)  # where it is looked up
     with F.language("zh"):
         assert F.figure_lang() == "en"
         fig = F.axes_figure(2)

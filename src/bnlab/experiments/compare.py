@@ -26,8 +26,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..explain.figures import render
-from ..explain.html import CSS, esc, img
+from ..render import CSS, esc, img, render
 from .plots import _paper_note, bands_figure, curves_figure, sweep_figure, sweep_runs
 from .runs import Run, _is_number, _recipe_for, expand, load_run
 

@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import BNValueError
-from ..explain.figures.style import INK, LABEL_SIZE, MUTED, PALETTE, TITLE_SIZE, _bi, _styled, tr
+from ..render.style import INK, LABEL_SIZE, MUTED, PALETTE, TITLE_SIZE, _bi, _styled, tr
 from .runs import QUANTILE_KEYS, Run, _is_number
 
 # Runs beyond the channel palette: tab10's last two, then tab20's light tints.

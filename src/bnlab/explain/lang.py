@@ -12,9 +12,7 @@ average), 训练模式 / 预测模式 (train / eval), 通道 (channel), 样本 (
 
 from __future__ import annotations
 
-from ..errors import BNValueError
-
-LANGS = ("en", "zh")
+from ..render.style import LANGS, check_lang  # noqa: F401  (the languages live with rendering)
 
 
 class Say(str):
@@ -29,12 +27,6 @@ class Say(str):
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:  # copy and pickle keep both
         return (Say, (str(self), self.zh))
-
-
-def check_lang(lang: str) -> str:
-    if lang not in LANGS:
-        raise BNValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
-    return lang
 
 
 def say(text: str, lang: str) -> str:

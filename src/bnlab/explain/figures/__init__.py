@@ -23,7 +23,8 @@ Language: figures built inside ``with language("zh"):`` carry Chinese labels onl
 ``tr(en, zh)``, or ``_bi(en, zh)`` where the gloss says it all; code, symbols, numbers, formulas and
 run names stay as they are in both.
 
-Modules: ``style`` (palette, fonts, ``render``, ``language``), ``canvas`` and ``grid`` (drawing
+Modules: the style (palette, fonts, ``render``, ``language``) is the shared rendering layer's,
+:mod:`bnlab.render.style`, re-exported here; ``canvas`` and ``grid`` (drawing
 in cell units), ``steps`` (the trace's steps), ``normalize`` (x̂ cell by cell, the statistics'
 broadcast), ``reductions`` (mean(dim), the norms' sets) and ``modes`` (running statistics, train
 vs eval mode).
@@ -31,13 +32,8 @@ vs eval mode).
 
 from __future__ import annotations
 
-from .modes import running_figure, train_eval_figure
-from .normalize import broadcast_figure, xhat_figure
-from .reductions import axes_figure, mean_dims_figure
-from .steps import affine_figure, stats_figure, tensor_figure, walkthrough_figure
-
 # The constants too (MAX_CELLS, INK, …): importable from here, as from the one-module figures.py.
-from .style import (  # noqa: F401
+from ...render.style import (  # noqa: F401
     CJK_FONT,
     DECIMALS,
     DIVERGING,
@@ -66,6 +62,10 @@ from .style import (  # noqa: F401
     render,
     tr,
 )
+from .modes import running_figure, train_eval_figure
+from .normalize import broadcast_figure, xhat_figure
+from .reductions import axes_figure, mean_dims_figure
+from .steps import affine_figure, stats_figure, tensor_figure, walkthrough_figure
 
 __all__ = [
     "DECIMALS",

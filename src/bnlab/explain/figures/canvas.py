@@ -15,7 +15,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.mathtext import MathTextParser
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from .style import (
+from ...render.style import (
     INK,
     LABEL_SIZE,
     MUTED,

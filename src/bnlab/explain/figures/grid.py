@@ -14,9 +14,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from ...errors import BNValueError
-from ..trace import Trace
-from .canvas import _Canvas
-from .style import (
+from ...render.style import (
     INK,
     LABEL_SIZE,
     MAX_CELLS,
@@ -31,6 +29,8 @@ from .style import (
     format_value,
     tr,
 )
+from ..trace import Trace
+from .canvas import _Canvas
 
 # --- tensor grids ------------------------------------------------------------------------------
 

@@ -11,8 +11,7 @@ from matplotlib.lines import Line2D
 from torch import Tensor
 
 from ...errors import BNValueError
-from .grid import _channel
-from .style import (
+from ...render.style import (
     INK,
     LABEL_SIZE,
     MUTED,
@@ -24,6 +23,7 @@ from .style import (
     channel_text_color,
     tr,
 )
+from .grid import _channel
 
 # --- 6. running statistics converge ------------------------------------------------------------
 

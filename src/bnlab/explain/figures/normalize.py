@@ -11,11 +11,7 @@ import math
 
 from matplotlib.figure import Figure
 
-from ..trace import Trace
-from .canvas import _Canvas, _colorbar, _title, _value_unit
-from .grid import _channel, _draw_grid, _grid_width, _step_array
-from .steps import _keepdim_shape
-from .style import (
+from ...render.style import (
     INK,
     LABEL_SIZE,
     MAX_VALUE_CELLS,
@@ -32,6 +28,10 @@ from .style import (
     format_value,
     tr,
 )
+from ..trace import Trace
+from .canvas import _Canvas, _colorbar, _title, _value_unit
+from .grid import _channel, _draw_grid, _grid_width, _step_array
+from .steps import _keepdim_shape
 
 
 def _symbols(trace: Trace) -> tuple[str, str]:

@@ -15,9 +15,7 @@ from matplotlib.patches import Polygon
 from torch import Tensor
 
 from ...errors import BNValueError
-from ..lang import plural
-from .canvas import _Canvas, _value_unit
-from .style import (
+from ...render.style import (
     HIGHLIGHT,
     LABEL_SIZE,
     MUTED,
@@ -32,6 +30,8 @@ from .style import (
     channel_edge_color,
     tr,
 )
+from ..lang import plural
+from .canvas import _Canvas, _value_unit
 
 # --- 5. how mean(dim) works --------------------------------------------------------------------
 

@@ -10,19 +10,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ..trace import Trace
-from . import style  # cjk_font_available looked up here, so a test can patch it in one place
-from .canvas import _Canvas, _colorbar, _title, _value_unit, _word_math
-from .grid import (
-    _block_note,
-    _channel,
-    _draw_grid,
-    _Grid,
-    _grid_width,
-    _row_label_width,
-    _step_array,
+from ...render import (
+    style,  # cjk_font_available looked up here, so a test can patch it in one place
 )
-from .style import (
+from ...render.style import (
     LABEL_SIZE,
     MAX_VALUE_CELLS,
     MUTED,
@@ -38,6 +29,17 @@ from .style import (
     diverging_limit,
     format_value,
     tr,
+)
+from ..trace import Trace
+from .canvas import _Canvas, _colorbar, _title, _value_unit, _word_math
+from .grid import (
+    _block_note,
+    _channel,
+    _draw_grid,
+    _Grid,
+    _grid_width,
+    _row_label_width,
+    _step_array,
 )
 
 # --- 1. one step of the trace ------------------------------------------------------------------

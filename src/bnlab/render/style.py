@@ -26,8 +26,7 @@ from matplotlib import font_manager
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
-from ...errors import BNValueError
-from ..lang import check_lang
+from ..errors import BNValueError
 
 # One colour per channel, shared by every figure and the web explorer: Okabe & Ito's colour-blind
 # safe list (blue, orange, bluish green, reddish purple, sky blue, vermillion, yellow, black).
@@ -63,6 +62,16 @@ LABEL_SIZE = 9.5
 TITLE_SIZE = 12.5
 MAX_CELLS = 4096  # larger tensors: slice them first
 MAX_VALUE_CELLS = 300  # above this many cells, cells are shaded by value instead of printed
+
+LANGS = ("en", "zh")  # every page and figure speaks one of these
+
+
+def check_lang(lang: str) -> str:
+    """``lang`` if bnlab speaks it, else a one-line BNValueError."""
+    if lang not in LANGS:
+        raise BNValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
+    return lang
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
