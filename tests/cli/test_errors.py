@@ -118,6 +118,11 @@ MISTAKES = [
     ("compare an empty folder", ["compare", "a-dir"], "DIR", "neither a run"),
     ("compare out is a file", ["compare", "a-run", "--out", "a-file"], "--out", "a-file is a file"),
     ("compare no folder", ["compare"], "DIR", "required"),
+    # inspect
+    ("inspect missing", ["inspect", "nowhere"], "RUN_DIR", "nowhere does not exist"),
+    ("inspect no checkpoint", ["inspect", "a-dir"], "RUN_DIR", "has no checkpoint.pt"),
+    ("inspect no BN", ["inspect", "a-run"], "check", "expected a model with batch-norm layers"),
+    ("inspect zero batches", ["inspect", "a-run", "--batches", "0"], "--batches", "positive"),
     # bench
     ("bench zero rounds", ["bench", "--rounds", "0"], "--rounds", "positive whole number"),
     ("bench threads word", ["bench", "--threads", "many"], "--threads", "positive whole number"),

@@ -19,7 +19,7 @@ __all__ = ["UsageError", "main"]
 
 
 def _commands() -> dict[str, Callable[..., int]]:
-    from . import bench, commands, explain, train
+    from . import bench, commands, explain, inspect, train
 
     return {
         "tour": commands.tour,
@@ -29,6 +29,7 @@ def _commands() -> dict[str, Callable[..., int]]:
         "serve": commands.serve,
         "compare": commands.compare,
         "bench": bench.run,
+        "inspect": inspect.run,
     }
 
 

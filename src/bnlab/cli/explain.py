@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import Any
 
 from ..explain.trace import MAX_ELEMENTS_TO_DRAW
 from . import values
@@ -35,6 +36,29 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         ext = "txt" if args.format == "text" else args.format
         out = values.out_file("--out", args.out, f"explain.{ext}")
+
+    if args.run is not None or args.layer is not None:
+        mixed = [
+            o
+            for o, v in (
+                ("--example", args.example),
+                ("--shape", args.shape),
+                ("--gamma", gamma),
+                ("--beta", beta),
+                ("--eps", args.eps),
+                ("--seed", args.seed),
+            )
+            if v is not None
+        ]
+        if mixed:
+            raise UsageError(
+                f"{mixed[0]}: does not go with --run, which explains a real layer with its own "
+                "values"
+            )
+        return _layer(args, out)
+    for option in ("--channel", "--samples"):
+        if getattr(args, option[2:]) is not None:
+            raise UsageError(f"{option}: applies with --run RUN_DIR --layer NAME")
 
     named = args.shape is None and (args.example is not None or (gamma is None and beta is None))
     if named:
@@ -86,6 +110,84 @@ def run(args: argparse.Namespace) -> int:
     return _tensor(shape, seed, gamma, beta, eps, args.format, out)
 
 
+def _layer(args: argparse.Namespace, out: Path | None) -> int:
+    """``--run RUN_DIR --layer NAME``: one BN layer of a run, on one real batch of its input."""
+    import torch
+    from torch import nn
+
+    from ..experiments.train import load_data
+    from ..nn import D2LBatchNorm
+    from .inspect import load_checkpoint
+
+    if args.run is None or args.layer is None:
+        missing = "--run RUN_DIR" if args.run is None else "--layer NAME"
+        raise UsageError(f"{missing}: needed: --run RUN_DIR and --layer NAME go together")
+    channel = 0 if args.channel is None else values.whole("--channel", args.channel)
+    samples = None if args.samples is None else values.count("--samples", args.samples)
+    folder = values.in_folder("--run", args.run, "a run written by bnlab train")
+    model, recipe, _ = load_checkpoint(folder)
+    layers = {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm | D2LBatchNorm)
+    }
+    if args.layer not in layers:
+        known = ", ".join(repr(n) for n in layers) or "none"
+        raise UsageError(
+            f"--layer: no BN layer {args.layer!r} in the run's model (its BN layers: {known})"
+        )
+    bn = layers[args.layer]
+    if channel >= bn.num_features:
+        raise UsageError(
+            f"--channel: expected 0 to {bn.num_features - 1}, a channel of layer "
+            f"{args.layer!r} (got {channel})"
+        )
+    xtr = load_data()[0]
+    batch = xtr[: samples or recipe.batch_size]
+    seen: list[torch.Tensor] = []
+
+    def grab(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        seen.append(inputs[0].detach().clone())
+
+    handle = bn.register_forward_pre_hook(grab)
+    try:
+        model.train()  # the activations as training feeds them (buffers are a copy's)
+        with torch.no_grad():
+            model(batch)
+    finally:
+        handle.remove()
+    x = seen[0][:, channel : channel + 1]
+    if isinstance(bn, D2LBatchNorm):
+        w, b = bn.gamma.detach().reshape(-1), bn.beta.detach().reshape(-1)
+        rm, rv = bn.moving_mean.reshape(-1), bn.moving_var.reshape(-1)
+        momentum = 1.0 - float(bn.momentum)
+    else:
+        w = None if bn.weight is None else bn.weight.detach()
+        b = None if bn.bias is None else bn.bias.detach()
+        rm, rv = bn.running_mean, bn.running_var
+        momentum = 0.1 if bn.momentum is None else float(bn.momentum)
+    pick = slice(channel, channel + 1)
+    numel = x.numel()
+    limit = MAX_ELEMENTS[args.format]
+    if numel > limit:
+        raise UsageError(
+            f"--format {args.format}: channel {channel} of layer {args.layer!r} holds {numel:,} "
+            f"values in a batch of {len(batch)} (at most {limit:,}); pass --samples "
+            f"{max(1, limit * len(batch) // numel)}"
+            + (" or use --format text" if args.format != "text" else "")
+        )
+    return _render(
+        x,
+        None if w is None else w[pick].tolist(),
+        None if b is None else b[pick].tolist(),
+        float(bn.eps),
+        args.format,
+        out,
+        running=None if rm is None else (rm[pick].clone(), rv[pick].clone()),
+        momentum=momentum,
+    )
+
+
 def _tensor(
     shape: tuple[int, ...],
     seed: int,
@@ -97,12 +199,27 @@ def _tensor(
 ) -> int:
     import torch
 
+
+    torch.manual_seed(seed)
+    return _render(torch.rand(shape), gamma, beta, eps, fmt, out)
+
+
+def _render(
+    x: Any,
+    gamma: list[float] | None,
+    beta: list[float] | None,
+    eps: float,
+    fmt: str,
+    out: Path | None,
+    running: tuple[Any, Any] | None = None,
+    momentum: float = 0.1,
+) -> int:
+    """Explain ``x`` step by step and write it in ``fmt``, with the checks against torch."""
     from ..explain import examples, html, text
     from ..explain.trace import explain
 
-    torch.manual_seed(seed)
-    x = torch.rand(shape)
-    trace = explain(x, gamma, beta, eps)
+    extra = {} if running is None else {"running_mean": running[0], "running_var": running[1]}
+    trace = explain(x, gamma, beta, eps, momentum=momentum, **extra)
     checks = examples.trace_checks(trace, "x")
     if fmt == "text":
         write(text.trace_text(trace, checks), out)

@@ -94,7 +94,8 @@ def build() -> argparse.ArgumentParser:
         description="Batch norm of one named example or of a torch.rand tensor, step by step, "
         "each step checked against torch.nn.BatchNorm*d.",
         epilog="Largest --shape per format (elements = the product of the sizes): text "
-        "1,048,576; json 65,536; png, svg and html 4,096.",
+        "1,048,576; json 65,536; png, svg and html 4,096.  With --run, the same limits apply "
+        "to one channel of the layer's input over the batch.",
     )
     src = ex.add_mutually_exclusive_group()
     src.add_argument(
@@ -107,6 +108,20 @@ def build() -> argparse.ArgumentParser:
     ex.add_argument("--gamma", metavar="G1,G2,...", help="γ per channel (default: ones)")
     ex.add_argument("--beta", metavar="B1,B2,...", help="β per channel (default: zeros)")
     ex.add_argument("--eps", metavar="E", help="ε > 0 (default 1e-5)")
+    ex.add_argument(
+        "--run",
+        metavar="RUN_DIR",
+        help="a training run (bnlab train): explain one of its BN layers on a real batch",
+    )
+    ex.add_argument("--layer", metavar="NAME", help="with --run: the BN layer's name")
+    ex.add_argument(
+        "--channel", metavar="C", help="with --run: the channel whose values are shown (0)"
+    )
+    ex.add_argument(
+        "--samples",
+        metavar="K",
+        help="with --run: the batch's first K images (default: the recipe's whole batch)",
+    )
     ex.add_argument("--format", default="text", choices=FORMATS, help="output format")
     ex.add_argument("--out", metavar="PATH", help="write here instead of standard output")
 
@@ -129,9 +144,10 @@ def build() -> argparse.ArgumentParser:
         help="training runs for the training view (default: the committed runs)",
     )
 
-    from . import bench
+    from . import bench, inspect
 
     bench.add(sub)
+    inspect.add(sub)
 
     cmp_ = sub.add_parser("compare", help="draw runs side by side: PNG plots and one HTML page")
     cmp_.add_argument(

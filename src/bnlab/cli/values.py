@@ -71,6 +71,17 @@ def count(option: str, text: str) -> int:
     return value
 
 
+def whole(option: str, text: str) -> int:
+    """A whole number ≥ 0 (an index: a channel)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"{option}: expected a whole number ≥ 0 (got {text!r})")
+    return value
+
+
 def seed(option: str, text: str) -> int:
     """A seed for torch.manual_seed: a whole number from 0 to 2⁶⁴ − 1."""
     try:
