@@ -21,7 +21,7 @@ from tests import golden
 KEPT = {
     "bnlab", "torch", "momentum", "eps", "dim", "keepdim", "mean", "var", "True", "LeNet",
     "LeNetBN", "Chan", "FashionMNIST", "BN", "sigmoid", "Pytorch", "PyTorch", "train", "eval",
-    "illustrated", "explain", "fc", "conv", "serve",
+    "illustrated", "explain", "fc", "conv", "serve", "inspect", "lenetbn",  # commands, run names
 }  # fmt: skip
 NUMBER = re.compile(r"-?\d+\.\d{3,}(?:e[+-]\d+)?")
 

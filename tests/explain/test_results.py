@@ -116,3 +116,34 @@ def test_the_wheel_ships_the_committed_runs_where_results_dir_looks(tmp_path):
     ).stdout.split("\n")
     assert Path(out[0]).is_relative_to(tmp_path / "site"), out
     assert Path(out[1]) == tmp_path / "site" / "bnlab" / "_results", out
+
+
+def test_the_inspect_reports_are_printed_and_linked(tmp_path, monkeypatch):
+    """Each committed report: its two accuracies in the section, its page linked and copied."""
+    _run(tmp_path / "lenet-bn", "lenet-bn", [1.0, 0.5])
+    report = tmp_path / "inspect" / "lenet-bn-seed7"
+    report.mkdir(parents=True)
+    extra = {
+        "test accuracy, running statistics": "0.7000",
+        "test accuracy after recalibrate": "0.8000",
+    }
+    (report / "report.json").write_text(json.dumps({"extra": extra}))
+    (report / "report.html").write_text("<!DOCTYPE html><p>the report</p>")
+    monkeypatch.setenv("BNLAB_RESULTS", str(tmp_path))
+    sec = results.experiments_section()
+    assert any("lenet-bn-seed7" in p and "0.7000" in p and "0.8000" in p for p in sec.printed)
+    assert [(href, src) for _, href, src in sec.pages] == [
+        ("inspect/lenet-bn-seed7.html", str(report / "report.html"))
+    ]
+
+
+def test_the_committed_reports_cover_every_lenet_bn_seed():
+    reports = {p.parent.name for p in (COMMITTED / "inspect").glob("*/report.json")}
+    assert reports == {"lenet-bn", "lenet-bn-seed1", "lenet-bn-seed2"}
+    for name in reports:
+        data = json.loads((COMMITTED / "inspect" / name / "report.json").read_text())
+        final = json.loads((COMMITTED / name / "metrics.jsonl").read_text().splitlines()[-1])
+        # the reproduced checkpoint scores what the committed run's last epoch scored
+        assert data["extra"]["test accuracy, running statistics"] == f"{final['test_acc']:.4f}"
+        after = data["extra"]["test accuracy after recalibrate"]
+        assert after == f"{final['test_acc_precise']:.4f}"

@@ -23,12 +23,18 @@ def result(tmp_path_factory):
 
 def test_page_is_self_contained(result):
     page = result.index.read_text(encoding="utf-8")
-    # nothing is fetched: images are data: URIs; the only links are #anchors and the
-    # exercises' links into the local explorer, which load nothing until clicked
+    # nothing is fetched: images are data: URIs; the only links are #anchors, the
+    # exercises' links into the local explorer, which load nothing until clicked, and the
+    # pages the tour wrote beside itself (the BN health checks), self-contained too
     assert "https://" not in page
     assert not re.search(r"""src=['"](?!data:)""", page), "only data: images"
     for href in re.findall(r"""href=['"]([^'"]+)""", page):
-        assert href.startswith(("#", EXPLORER + "?")), href
+        if href.startswith(("#", EXPLORER + "?")):
+            continue
+        beside = result.index.parent / href
+        assert beside.is_file() and ":" not in href and not href.startswith("/"), href
+        other = beside.read_text(encoding="utf-8")
+        assert "https://" not in other and not re.search(r"""src=['"](?!data:)""", other)
     assert all(u.startswith(EXPLORER) for u in re.findall(r"http://[^'\"\s<]+", page))
     assert "<script" not in page and "@import" not in page and "url(" not in page
 

@@ -92,6 +92,9 @@ class Section:
     data: dict[str, Any] = field(default_factory=dict)
     show_traces: bool = True  # False where another section already tabulates the same tensor
     exercises: list[Any] = field(default_factory=list)  # exercises.Exercise: question + link
+    # pages the tour writes beside index.html and links: (label, name under the tour folder,
+    # the file to copy there)
+    pages: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def matches_source(self) -> bool:

@@ -171,6 +171,8 @@ def section_html(section: Section, images: Mapping[str, bytes], lang: str = "en"
     out.extend(check_lines(section.checks, lang))
     for note in section.notes:
         out.append(f"<p class='note'>{esc(say(note, lang))}</p>")
+    for label, href, _ in section.pages:
+        out.append(f"<p class='note'><a href='{esc(href)}'>{esc(say(label, lang))}</a></p>")
     if section.exercises:
         open_it = "在交互页面中打开" if lang == "zh" else "open it in the explorer"
         items = "".join(

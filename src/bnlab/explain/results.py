@@ -109,6 +109,7 @@ def experiments_section() -> Section:
                     1e-4,
                 )
             )
+    _inspected(sec, root)
     fig1 = root / "bn-paper-fig1" if root else None
     if fig1 and fig1.is_dir():
         fruns, _ = compare.expand([fig1])
@@ -132,3 +133,43 @@ def experiments_section() -> Section:
                 )
             )
     return sec
+
+
+def _inspected(sec: Section, root: Path | None) -> None:
+    """The committed BN health checks (docs/results/inspect/): accuracy before and after
+    recalibrating the running statistics, seed by seed, and where each report page is."""
+    import json
+
+    folder = root / "inspect" if root else None
+    reports = sorted(folder.glob("*/report.json")) if folder and folder.is_dir() else []
+    if not reports:
+        return
+    for path in reports:
+        extra = json.loads(path.read_text(encoding="utf-8")).get("extra", {})
+        before = extra.get("test accuracy, running statistics")
+        after = extra.get("test accuracy after recalibrate")
+        if before is None or after is None:
+            continue
+        run = path.parent.name
+        page = path.parent / "report.html"
+        if page.is_file():
+            label = Say(f"The BN health check of {run}", f"{run} 的批量归一化体检")
+            sec.pages.append((label, f"inspect/{run}.html", str(page)))
+        sec.printed.append(
+            Say(
+                f"bnlab inspect {run}: test acc {before} with its running statistics, "
+                f"{after} after recalibrate",
+                f"bnlab inspect {run}：用移动平均的统计量测试准确率 {before}，"
+                f"重算统计量后 {after}",
+            )
+        )
+    sec.notes.append(
+        Say(
+            "The BN health check of each LeNet-BN run (bnlab inspect RUN_DIR: stale running "
+            "statistics, the train/eval gap, dead channels, small batches, freezing) is a page "
+            "of its own, linked below (in the repository: docs/results/inspect/).",
+            "每个 LeNet-BN 训练结果的批量归一化体检（bnlab inspect RUN_DIR：移动平均是否过时、"
+            "训练与预测模式的差距、失效通道、小批量、冻结）各有一页："
+            "见下面的链接（仓库中：docs/results/inspect/）。",
+        )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,11 @@ def run(out_dir: str | Path, console: Console | None = None, lang: str = "en") -
         p = fig_dir / f"{key}.png"
         p.write_bytes(png)
         paths.append(p)
+    for section in sections:  # pages the sections link to, beside the tour
+        for _, href, source in section.pages:
+            target = out / href
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     index = out / "index.html"
     index.write_text(html.page(TITLE, TITLE_ZH, INTRO, sections, images, lang), encoding="utf-8")
     seconds = time.perf_counter() - t0

@@ -358,8 +358,8 @@ def _findings(
                 name, "momentum", "warning",
                 f"momentum {momentum:g}: each batch weighs {momentum:.0%} in the running "
                 "averages, which then follow the last batch",
-                f"torch's momentum is the new batch's weight: Keras' {1 - momentum:g} is torch's "
-                f"{round(1 - momentum, 6):g}",
+                "torch's momentum is the new batch's weight, Keras' the old average's: "
+                f"Keras' {momentum:g} is torch's {round(1 - momentum, 6):g}",
                 {"momentum": momentum, "threshold": MOMENTUM_MAX},
             )
         )
