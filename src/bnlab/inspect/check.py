@@ -66,11 +66,15 @@ def _input_of(batch: Any) -> Tensor:
     )
 
 
-def _batches(data: Iterable[Any], batches: int) -> Iterator[Tensor]:
+def _batches(data: Iterable[Any], batches: int, seen: list[Any] | None = None) -> Iterator[Tensor]:
+    """The first ``batches`` inputs; ``seen`` (if given) holds the shape of the latest one."""
     for i, batch in enumerate(data):
         if i >= batches:
             return
-        yield _input_of(batch)
+        x = _input_of(batch)
+        if seen is not None:
+            seen[:] = [i, tuple(x.shape)]
+        yield x
 
 
 @contextlib.contextmanager
@@ -191,9 +195,11 @@ def check(model: nn.Module, data: Iterable[Any], batches: int = 20) -> Report:
         raise BNValueError("check: the data yielded no batch")
     names = {id(m): name for name, m in layers}
     gaps: dict[str, list[float]] = {name: [] for name, _ in layers}
+    first_shape = tuple(next(_batches(data, 1)).shape)
+    at: list[Any] = [0, first_shape]  # the batch being run, for an error
     try:
         with _untouched(model), torch.no_grad(), monitor(model) as own:  # the caller's mode
-            for x in _batches(data, batches):
+            for x in _batches(data, batches, at):
                 model(x)
         with _untouched(model):  # the buffers as the caller left them, before the pass above
             model.eval()
@@ -202,7 +208,7 @@ def check(model: nn.Module, data: Iterable[Any], batches: int = 20) -> Report:
             handles = _gap_hooks(layers, gaps)
             try:
                 with torch.no_grad(), monitor(model) as ev:
-                    for x in _batches(data, batches):
+                    for x in _batches(data, batches, at):
                         model(x)
             finally:
                 for h in handles:
@@ -211,8 +217,10 @@ def check(model: nn.Module, data: Iterable[Any], batches: int = 20) -> Report:
         if isinstance(e, BNValueError | BNTypeError) and str(e).startswith("check:"):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        index, shape = at
         raise BNValueError(
-            f"check: the model cannot run on this data ({type(e).__name__}: {first})"
+            f"check: the model cannot run on this data: batch {index} of shape {list(shape)} "
+            f"(the first batch: {list(first_shape)}) gives {type(e).__name__}: {first}"
         ) from e
     return _report(model, layers, own.layers, ev.layers, gaps, _bias_fed(model, names))
 
