@@ -122,15 +122,20 @@ def check_arguments(
     training: bool,
     momentum: float | None,
     eps: float,
+    *,
+    local_batch: bool = True,
 ) -> None:
     """Every check ``batch_norm`` makes, in torch's order, before any work or state change.
+
+    ``local_batch=False`` (SyncBatchNorm): the batch statistics are the global batch's, so one
+    value per channel on this rank is no error here; the global count is checked later.
 
     Raises BNValueError/BNTypeError, which are also the builtin type torch raises for the same
     mistake.  An input with no elements is only checked as torch checks one (batch size and ε):
     there is nothing to normalize.
     """
     _check_input(input)
-    if training and input.dim() >= 2:
+    if training and local_batch and input.dim() >= 2:
         _verify_batch_size(input.size())
     if not _is_real(eps):
         raise BNTypeError(f"batch_norm: expected eps to be a number (got {type(eps).__name__})")
