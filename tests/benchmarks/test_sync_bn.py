@@ -1,4 +1,4 @@
-"""benchmarks/sync_bn.py runs: two gloo ranks and one process, on a tiny shape (no timings judged)."""
+"""benchmarks/sync_bn.py runs: two gloo ranks and one process on a tiny shape (no timing judged)."""
 
 from __future__ import annotations
 
