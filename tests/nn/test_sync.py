@@ -40,7 +40,7 @@ def _spawn(world: int, case: str, tmp_path: Path, limit: float = 120.0) -> list[
             [sys.executable, "-m", "tests.nn.sync_worker", str(r), str(world), str(port), case,
              str(tmp_path)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        )
         for r in range(world)
     ]
     start = time.monotonic()
@@ -151,7 +151,8 @@ def test_convert_round_trips_a_lenet_sharing_its_tensors():
     weights = {n: p for n, p in model.named_parameters()}
     converted = bnn.SyncBatchNorm.convert_sync_batchnorm(model)
     kinds = {type(m) for m in converted.modules()}
-    assert bnn.SyncBatchNorm in kinds and nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
+    assert bnn.SyncBatchNorm in kinds
+    assert nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
     assert all(p is weights[n] for n, p in converted.named_parameters())
     back = bnn.to_torch(converted) if hasattr(bnn, "to_torch") else converted
     assert all(p is weights[n] for n, p in back.named_parameters())
