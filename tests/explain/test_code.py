@@ -33,6 +33,7 @@ def test_every_section_with_code_is_covered():
         "mean-dims",
         "seed-illustrated",
         "experiments",
+        "distributed",
     }
     assert {s.code_lang for s in SECTIONS.values()} == {"python", "shell"}
 
@@ -80,3 +81,4 @@ def test_the_shell_lines_run(tmp_path, monkeypatch, capsys):
         assert code == 0, f"{line}: {err}"
     assert (tmp_path / "runs" / "lr-sweep").is_dir()
     data_mod.clear_cache()
+

@@ -52,7 +52,7 @@ def test_text_of_a_learners_tensor(request, capsys):
 @every_backend  # explanations run the portable kernels: the same digits either way
 def test_text_of_the_whole_tour(request):
     # the source's sections; "experiments" reads committed run results, which change by design
-    sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
+    sections = [examples.build(n) for n in examples.TOUR_ORDER if n not in examples.RESULT_SECTIONS]
     golden.check(request, "tour.txt", text.sections_text(sections))
 
 

@@ -21,7 +21,7 @@ from tests import golden
 KEPT = {
     "bnlab", "torch", "momentum", "eps", "dim", "keepdim", "mean", "var", "True", "LeNet",
     "LeNetBN", "Chan", "FashionMNIST", "BN", "sigmoid", "Pytorch", "PyTorch", "train", "eval",
-    "illustrated", "explain", "fc", "conv", "serve", "inspect", "lenetbn",  # commands, run names
+    "illustrated", "explain", "fc", "conv", "serve", "inspect", "lenetbn", "CPU",
 }  # fmt: skip
 NUMBER = re.compile(r"-?\d+\.\d{3,}(?:e[+-]\d+)?")
 
@@ -105,7 +105,7 @@ def test_the_chinese_tour_page(tmp_path):
 
 @pytest.mark.usefixtures("every_backend")  # explanations run the portable kernels
 def test_text_of_the_whole_tour_in_chinese(request):
-    sections = [examples.build(n) for n in examples.TOUR_ORDER if n != "experiments"]
+    sections = [examples.build(n) for n in examples.TOUR_ORDER if n not in examples.RESULT_SECTIONS]
     golden.check(request, "tour-zh.txt", text.sections_text(sections, "zh"))
 
 

@@ -115,6 +115,8 @@ CAPTIONS_ZH = {
     "experiments-curves": "有无批量归一化的 LeNet，逐轮的训练曲线",
     "experiments-fig1": "BN 论文图 1：某个 sigmoid 输入的 15/50/85 百分位数随训练的变化",
     "experiments-sweep": "不同学习率下的最终测试准确率",
+    "distributed-ranks": "LeNet-BN 第一个批量归一化层的输入：每个进程的小批量统计量围绕整个批量的"
+    "统计量，随每个进程的图像数减少而散开",
 }
 
 
