@@ -106,6 +106,21 @@ MISTAKES = [
         "was trained with epochs=1, lr=0.9, limit=1; "
         "this command asks for epochs=10, lr=0.5, limit=None",
     ),
+    ("zero nproc", ["train", "lenet", "--nproc", "0"], "--nproc", "positive whole number"),
+    ("negative nproc", ["train", "lenet", "--nproc", "-2"], "--nproc", "positive whole number"),
+    ("nproc word", ["train", "lenet", "--nproc", "two"], "--nproc", "positive whole number"),
+    ("nproc over the batch", ["train", "lenet", "--nproc", "300"], "--nproc", "at most 256"),
+    ("sync textbook BN", ["train", "lenet-bn-d2l", "--nproc", "2"], "--sync-bn", "D2LBatchNorm"),
+    (
+        "resume on more processes",
+        [
+            "train",
+            "lenet",
+            *["--out", "a-run", "--resume", "--epochs", "1", "--limit", "1", "--nproc", "2"],
+        ],
+        "--resume",
+        "was trained with nproc=1; this command asks for nproc=2",
+    ),
     # serve
     ("port zero", ["serve", "--port", "0"], "--port", "1 to 65535"),
     ("port too big", ["serve", "--port", "70000"], "--port", "1 to 65535"),

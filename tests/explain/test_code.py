@@ -82,3 +82,26 @@ def test_the_shell_lines_run(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs" / "lr-sweep").is_dir()
     data_mod.clear_cache()
 
+
+
+def test_the_distributed_lines_run(tmp_path, monkeypatch, capsys):
+    """``bnlab train … --nproc 2`` as the distributed section prints them, on tiny data: the
+    synced run's losses equal one process's, the local run's differ."""
+    import json
+
+    from bnlab.experiments import data as data_mod
+
+    tiny_fashion_mnist(tmp_path / "data", monkeypatch, n_train=64, n_test=16)
+    monkeypatch.chdir(tmp_path)
+    for line in SECTIONS["distributed"].code.splitlines():
+        argv = [*shlex.split(line, comments=True)[1:], "--batch-size", "16"]
+        code, _, err = run(capsys, *argv)
+        assert code == 0, f"{line}: {err}"
+
+    def losses(name):
+        rows = (tmp_path / "runs" / "ddp" / name / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(r)["train_loss"] for r in rows]
+
+    assert losses("sync") == pytest.approx(losses("single"), abs=1e-5)
+    assert losses("local") != pytest.approx(losses("single"), abs=1e-5)
+    data_mod.clear_cache()

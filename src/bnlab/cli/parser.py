@@ -62,6 +62,27 @@ def _train_help(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue an interrupted run in DIR, with the same settings",
     )
+    tr.add_argument(
+        "--nproc",
+        metavar="N",
+        help="processes that train together, each on its part of every batch, with "
+        "DistributedDataParallel: gloo on the CPU, NCCL on GPUs (default: 1); under torchrun "
+        "leave it out: torchrun --nproc_per_node N -m bnlab train RECIPE",
+    )
+    tr.add_argument(
+        "--sync-bn",
+        dest="sync_bn",
+        action="store_true",
+        default=True,
+        help="with --nproc: BN over the whole batch, all processes' parts together, as in one "
+        "process (the default)",
+    )
+    tr.add_argument(
+        "--no-sync-bn",
+        dest="sync_bn",
+        action="store_false",
+        help="with --nproc: BN over each process's own part of the batch",
+    )
     tr.epilog = "each recipe's defaults:\n" + recipe_table()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from dataclasses import replace
@@ -58,6 +59,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return parsed
 
 
+def _nproc(args: argparse.Namespace) -> int:
+    """--nproc: processes that train (1: this one alone, the plain run)."""
+    return 1 if args.nproc is None else values.count("--nproc", args.nproc)
+
+
 def continue_command(args: argparse.Namespace, out: Path) -> str:
     """The command that continues this run: the same recipe and settings, ``--resume``."""
     words = ["bnlab", "train", args.recipe]
@@ -67,9 +73,12 @@ def continue_command(args: argparse.Namespace, out: Path) -> str:
         ("--batch-size", args.batch_size),
         ("--seed", args.seed),
         ("--limit", args.limit),
+        ("--nproc", args.nproc),
     ):
         if value is not None:
             words += [option, value]
+    if not args.sync_bn:
+        words.append("--no-sync-bn")
     words += ["--out", str(out), "--resume"]
     return shlex.join(words)
 
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..errors import BNLabError
-    from ..experiments import recipes
+    from ..experiments import distributed, recipes
     from ..experiments.train import load_data, train
 
     try:
@@ -110,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
             f"RECIPE: unknown recipe {args.recipe!r} (known: {', '.join(recipes.NAMES)})"
         ) from None
     overrides = _overrides(args)
+    nproc = _nproc(args)
+    torchrun = distributed.under_torchrun()
+    if torchrun and args.nproc is not None:
+        raise UsageError(
+            f"--nproc: this process is one of torchrun's {os.environ['WORLD_SIZE']}, which "
+            "--nproc_per_node sets; leave --nproc out"
+        )
     out = values.out_folder("--out", args.out or str(Path("runs") / args.recipe), "the run")
     if args.resume and not out.exists():
         raise UsageError(
@@ -119,27 +135,56 @@ def run(args: argparse.Namespace) -> int:
     suite = isinstance(found, recipes.Suite)
     runs = found.runs if suite else [found]
     runs = [replace(r, **overrides) for r in runs]
-    console = Console()
+    for r in runs if nproc > 1 or torchrun else []:
+        if nproc > r.batch_size:
+            raise UsageError(
+                f"--nproc: expected at most {r.batch_size} processes, the batch size, so that "
+                f"each has a part of every batch (got {nproc})"
+            )
+        try:
+            distributed.check_syncable(r, args.sync_bn)
+        except BNLabError as e:
+            raise UsageError(str(e)) from None
+    # under torchrun every rank runs this command: rank 0 alone draws, and each names itself
+    rank = f"rank {os.environ['RANK']}: " if torchrun else ""
+    console = Console() if rank in ("", "rank 0: ") else None
     try:
         data = load_data()
     except BNLabError as e:
-        raise UsageError(f"Fashion-MNIST: {e}") from None
+        raise UsageError(f"{rank}Fashion-MNIST: {e}") from None
     for r in runs:
         folder = out / r.name if suite else out
+        # a suite interrupted before this run began has no folder for it yet
+        resume = args.resume and (folder.exists() or not suite)
         try:
-            train(
-                r,
-                folder,
-                # a suite interrupted before this run began has no folder for it yet
-                resume=args.resume and (folder.exists() or not suite),
-                data=data,
-                console=console,
-            )
+            if torchrun:
+                distributed.train_this_rank(
+                    r, folder, sync_bn=args.sync_bn, resume=resume, data=data, console=console
+                )
+            elif nproc > 1:  # each process loads the data itself
+                distributed.train_distributed(
+                    r, folder, nproc, sync_bn=args.sync_bn, resume=resume, console=console
+                )
+            else:
+                train(r, folder, resume=resume, data=data, console=console)
         except KeyboardInterrupt as e:
+            if console is None:  # another of torchrun's ranks: rank 0 says it
+                return EXIT_INTERRUPTED
             console.file.flush()
             print(f"bnlab train: {_interrupted(e, args, out)}", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except distributed.RankFailed as e:
+            print(f"bnlab train: error: {e}", file=sys.stderr)
+            return 2 if e.user else 1
         except BNLabError as e:
-            raise UsageError(str(e)) from None
-    console.print(f"runs in {out.resolve()}")
+            raise UsageError(f"{rank}{e}") from None
+        except Exception as e:
+            if not torchrun:
+                raise
+            # a peer of torchrun's failed: one line naming this rank, not a traceback per rank
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            print(f"bnlab train: error: {rank}{type(e).__name__}: {first}", file=sys.stderr)
+            return 1
+    if console is not None:
+        console.print(f"runs in {out.resolve()}")
     return 0

@@ -138,10 +138,12 @@ def distributed_section() -> Section:
                 )
             )
         else:
+            acc = rows[-1]["test_acc"] - single[-1]["test_acc"]
             sec.printed.append(
                 Say(
-                    f"local BN moves the train loss by {diff:.4f} from one process's",
-                    f"各自的 BN 让训练损失与单进程相差 {diff:.4f}",
+                    f"local BN moves the train loss by {diff:.4f} and the test accuracy by "
+                    f"{acc:+.4f} from one process's",
+                    f"各自的 BN 让训练损失与单进程相差 {diff:.4f}，测试准确率相差 {acc:+.4f}",
                 )
             )
     if not runs:
