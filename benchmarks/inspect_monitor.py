@@ -24,14 +24,14 @@ import json
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from resnet18 import resnet18
 from torch import Tensor, nn
-from train_step import machine
+from train_step import _stepper, machine
 
 from bnlab.inspect import Monitor, monitor
 from bnlab.nn import BatchNorm2d
@@ -71,18 +71,6 @@ def _data(args: argparse.Namespace) -> tuple[Tensor, Tensor]:
     x = torch.randn(args.batch, 3, args.size, args.size, generator=g)  # N, 3, H, W
     y = torch.randint(0, args.classes, (args.batch,), generator=g)
     return x, y
-
-
-def _stepper(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-        opt.step()
-
-    return step
 
 
 def step_time(args: argparse.Namespace) -> dict[str, Any]:

@@ -116,6 +116,7 @@ def _layer(args: argparse.Namespace, out: Path | None) -> int:
     from torch import nn
 
     from ..experiments.train import load_data
+    from ..inspect.layers import bn_layers
     from ..nn import D2LBatchNorm
     from .inspect import load_checkpoint
 
@@ -126,11 +127,7 @@ def _layer(args: argparse.Namespace, out: Path | None) -> int:
     samples = None if args.samples is None else values.count("--samples", args.samples)
     folder = values.in_folder("--run", args.run, "a run written by bnlab train")
     model, recipe, _ = load_checkpoint(folder)
-    layers = {
-        name: m
-        for name, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm | D2LBatchNorm)
-    }
+    layers = dict(bn_layers(model))
     if args.layer not in layers:
         known = ", ".join(repr(n) for n in layers) or "none"
         raise UsageError(

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ..errors import BNTypeError, BNValueError
 from ..nn import D2LBatchNorm
 from .freeze import is_frozen
+from .layers import input_of, require_bn_layers, running_buffers
 from .monitor import monitor
 from .report import Finding, LayerRow, Report
 
@@ -47,31 +48,12 @@ MOMENTUM_MAX = 0.5  # torch's momentum is the new batch's weight: 0.9/0.99 are K
 EPS_RANGE = (1e-8, 0.1)
 
 
-def _bn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm | D2LBatchNorm)
-    ]
-
-
-def _input_of(batch: Any) -> Tensor:
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, tuple | list) and batch and isinstance(batch[0], Tensor):
-        return batch[0]
-    raise BNTypeError(
-        "check: expected batches that are tensors or (input, ...) tuples "
-        f"(got {type(batch).__name__})"
-    )
-
-
 def _batches(data: Iterable[Any], batches: int, seen: list[Any] | None = None) -> Iterator[Tensor]:
     """The first ``batches`` inputs; ``seen`` (if given) holds the shape of the latest one."""
     for i, batch in enumerate(data):
         if i >= batches:
             return
-        x = _input_of(batch)
+        x = input_of(batch, "check")
         if seen is not None:
             seen[:] = [i, tuple(x.shape)]
         yield x
@@ -109,10 +91,9 @@ def _gamma(m: nn.Module) -> Tensor | None:
 
 
 def _running(m: nn.Module) -> tuple[Tensor | None, Tensor | None]:
-    if isinstance(m, D2LBatchNorm):
-        return m.moving_mean.reshape(-1).double(), m.moving_var.reshape(-1).double()
-    rm, rv = m.running_mean, m.running_var
-    return (None, None) if rm is None else (rm.double(), rv.double())
+    rm, rv = running_buffers(m)
+    return (None, None) if rm is None or rv is None else (rm.reshape(-1).double(),
+                                                          rv.reshape(-1).double())
 
 
 def _torch_momentum(m: nn.Module) -> float | None:
@@ -176,14 +157,7 @@ def check(model: nn.Module, data: Iterable[Any], batches: int = 20) -> Report:
             something that is not a tensor.
         BNValueError: no BN layer, no batch, or the model refuses the data (its message kept).
     """
-    if not isinstance(model, nn.Module):
-        raise BNTypeError(f"check: expected a torch.nn.Module (got {type(model).__name__})")
-    layers = _bn_layers(model)
-    if not layers:
-        raise BNValueError(
-            f"check: expected a model with batch-norm layers (found none in "
-            f"{type(model).__name__})"
-        )
+    layers = require_bn_layers("check", model)
     if iter(data) is data:  # type: ignore[comparison-overlap]
         raise BNTypeError(
             "check: data is a one-shot iterator, but it is read twice (in the model's mode and "

@@ -26,6 +26,7 @@ from torch.nn.parameter import is_lazy
 
 from ..errors import BNTypeError, BNValueError
 from ..nn import D2LBatchNorm
+from .layers import is_bn_layer
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _CONV_RANK = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
@@ -77,10 +78,6 @@ class FoldResult:
 
 
 # --- what may be folded ------------------------------------------------------------------------
-
-
-def _is_bn(m: nn.Module) -> bool:
-    return isinstance(m, (_BatchNorm, D2LBatchNorm))
 
 
 def _describe(name: str, m: nn.Module) -> str:
@@ -140,7 +137,7 @@ class _Tracer(torch.fx.Tracer):
     """Every BN layer is a leaf, the textbook's too (its forward branches on the input's rank)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return _is_bn(m) or super().is_leaf_module(m, module_qualified_name)
+        return is_bn_layer(m) or super().is_leaf_module(m, module_qualified_name)
 
 
 def _source(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
@@ -244,7 +241,7 @@ def _pairs_module_order(model: nn.Module, bns: list[str]) -> tuple[dict[str, str
             continue  # a subclass may run its children in any order
         kids = [(name_of[id(m)], m) for m in seq.children()]
         for i, (kid_name, kid) in enumerate(kids):
-            if _is_bn(kid):
+            if is_bn_layer(kid):
                 before[kid_name] = kids[i - 1] if i > 0 else None
     modules = dict(model.named_modules())
     pairs: dict[str, str] = {}
@@ -335,13 +332,13 @@ def fold(model: nn.Module) -> FoldResult:
             f"fold: expected an eager torch.nn.Module (got the TorchScript module "
             f"{type(model).__name__}); fold the module before scripting it"
         )
-    if not any(_is_bn(m) for m in model.modules()):
+    if not any(is_bn_layer(m) for m in model.modules()):
         raise BNValueError(
             "fold: expected a model with batch-norm layers (BatchNorm1d/2d/3d, SyncBatchNorm "
             f"or D2LBatchNorm; found none in {type(model).__name__})"
         )
     folded_model = copy.deepcopy(model).eval()
-    bns = [name for name, m in folded_model.named_modules() if _is_bn(m)]
+    bns = [name for name, m in folded_model.named_modules() if is_bn_layer(m)]
     trace_error = None
     try:
         graph, read = _trace(folded_model)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import BNTypeError, BNValueError
-from .monitor import require_bn_layers, running_buffers
+from .layers import require_bn_layers, running_buffers
 
 
 @dataclass

@@ -24,45 +24,15 @@ from torch import Tensor, nn
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils.hooks import RemovableHandle
 
-from ..errors import BNTypeError, BNValueError
-from ..nn import D2LBatchNorm
+from ..errors import BNValueError
 from ..stats import Stats, merge, reduce
+from .layers import require_bn_layers, running_buffers
 
 SUMMARY_DTYPE = torch.float64  # every LayerSummary tensor, on the CPU once the block is left
 
 # the per-channel statistics a summary accumulates, then the buffers' copies taken on exit
 _STAT_FIELDS = ("mean", "var", "batch_mean_min", "batch_mean_max", "batch_var_min", "batch_var_max")
 _TENSOR_FIELDS = (*_STAT_FIELDS, "running_mean", "running_var")
-
-
-def is_bn_layer(module: nn.Module) -> bool:
-    """Whether ``module`` is a batch-norm layer: any ``_BatchNorm`` subclass, or D2LBatchNorm."""
-    return isinstance(module, (nn.modules.batchnorm._BatchNorm, D2LBatchNorm))
-
-
-def bn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every batch-norm layer of ``model`` by name, with or without running statistics."""
-    return [(name, m) for name, m in model.named_modules() if is_bn_layer(m)]
-
-
-def require_bn_layers(caller: str, model: Any) -> list[tuple[str, nn.Module]]:
-    """``bn_layers(model)``, or the one-line error ``caller`` raises for anything else."""
-    if not isinstance(model, nn.Module):
-        raise BNTypeError(f"{caller}: expected a torch.nn.Module (got {type(model).__name__})")
-    layers = bn_layers(model)
-    if not layers:
-        raise BNValueError(
-            f"{caller}: expected a model with batch-norm layers "
-            f"(found none in {type(model).__name__})"
-        )
-    return layers
-
-
-def running_buffers(module: nn.Module) -> tuple[Tensor | None, Tensor | None]:
-    """The running mean and variance (D2LBatchNorm: moving_mean/var), None where not tracked."""
-    if isinstance(module, D2LBatchNorm):
-        return module.moving_mean, module.moving_var
-    return module.running_mean, module.running_var  # type: ignore[return-value]
 
 
 def _is_real(x: Any) -> bool:

@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import BNTypeError, BNValueError
 from ..nn import D2LBatchNorm
 from ..stats import Stats, merge, reduce, reduce_axes
+from .layers import bn_layers, input_of, running_buffers
 
 
 class _Stop(Exception):
@@ -30,25 +31,7 @@ class _Stop(Exception):
 
 def bn_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every batch-norm layer with running statistics: bnlab's, torch's and the textbook's."""
-    found = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):  # torch's and bnlab's
-            if m.running_mean is not None:
-                found.append((name, m))
-        elif isinstance(m, D2LBatchNorm):
-            found.append((name, m))
-    return found
-
-
-def _input_of(batch: Any) -> Tensor:
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-        return batch[0]
-    raise BNTypeError(
-        "recalibrate: expected batches that are tensors or (input, ...) tuples "
-        f"(got {type(batch).__name__})"
-    )
+    return [(name, m) for name, m in bn_layers(model) if running_buffers(m)[0] is not None]
 
 
 def _set(module: nn.Module, stats: Stats) -> None:
@@ -59,12 +42,6 @@ def _set(module: nn.Module, stats: Stats) -> None:
         else:
             module.running_mean.copy_(stats.mean)  # type: ignore[union-attr]
             module.running_var.copy_(stats.var)  # type: ignore[union-attr]
-
-
-def _buffers(module: nn.Module) -> tuple[Tensor, Tensor]:
-    if isinstance(module, D2LBatchNorm):
-        return module.moving_mean, module.moving_var
-    return module.running_mean, module.running_var  # type: ignore[return-value]
 
 
 def _execution_order(
@@ -78,7 +55,7 @@ def _execution_order(
 
     handles = [m.register_forward_pre_hook(note) for _, m in layers]
     try:
-        model(_input_of(first))
+        model(input_of(first, "recalibrate"))
     finally:
         for h in handles:
             h.remove()
@@ -115,7 +92,7 @@ def recalibrate(
     first = next(iter(data), None)
     if first is None:
         raise BNValueError("recalibrate: the data yielded no batch")
-    saved = [tuple(t.clone() for t in _buffers(m)) for _, m in layers]
+    saved = [tuple(t.clone() for t in running_buffers(m)) for _, m in layers]
     was_training = model.training
     result: dict[str, Stats] = {}
     model.eval()
@@ -138,7 +115,7 @@ def recalibrate(
                         if batches is not None and i >= batches:
                             break
                         with contextlib.suppress(_Stop):  # the hook ends the pass at this layer
-                            model(_input_of(batch))
+                            model(input_of(batch, "recalibrate"))
                 finally:
                     handle.remove()
                 assert acc[0] is not None  # the order pass showed the layer is reached
@@ -147,7 +124,7 @@ def recalibrate(
     except BaseException:
         with torch.no_grad():  # a failure changes nothing: every layer as it was
             for (_, m), old in zip(layers, saved, strict=True):
-                for buf, value in zip(_buffers(m), old, strict=True):
+                for buf, value in zip(running_buffers(m), old, strict=True):
                     buf.copy_(value)
         raise
     finally:

@@ -31,6 +31,7 @@ from ..checks import check_arguments
 from ..errors import BNValueError
 from ..functional import batch_norm
 from ..stats import Stats, accumulate_dtype, reduce, update_running
+from .batchnorm import _BNLab
 
 
 class _SyncBatchNormFunction(torch.autograd.Function):
@@ -152,16 +153,8 @@ class SyncBatchNorm(nn.SyncBatchNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
-        counting = bool(self.training and self.track_running_stats)
-        counting = counting and self.num_batches_tracked is not None
-        if self.momentum is None:
-            factor = 1.0 / float(int(self.num_batches_tracked) + 1) if counting else 0.0
-        else:
-            factor = float(self.momentum)
-        tracked = not self.training or self.track_running_stats
-        running_mean = self.running_mean if tracked else None
-        running_var = self.running_var if tracked else None
-        use_batch_stats = self.training or running_mean is None
+        # the same momentum factor, counting and buffers as bnlab's BatchNorm*d
+        factor, counting, use_batch_stats, running_mean, running_var = _BNLab._state(self)
         if not (use_batch_stats and distributed.active(self.process_group)):
             out = batch_norm(
                 input, running_mean, running_var, self.weight, self.bias, use_batch_stats,

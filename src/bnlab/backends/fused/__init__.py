@@ -110,17 +110,15 @@ def forward(
     recorder: Recorder | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(y, μ, 1/√(σ²+ε)), running statistics updated in place: one kernel call."""
-    code = _DTYPE_CODES.get(input.dtype)
     if (
         recorder is not None
-        or code is None
-        or not input.is_cpu
-        or input.dim() < 2
-        or _fallback(input, weight, bias, running_mean, running_var)
+        or not supports(input)
+        or _fallback(weight, bias, running_mean, running_var)
     ):
         return torch_ref.forward(
             input, weight, bias, running_mean, running_var, batch_stats, momentum, eps, recorder
         )
+    code = _DTYPE_CODES[input.dtype]
     x, layout, n, c, s = _layout(input)
     acc = torch.float64 if code == 1 else torch.float32
     # x is dense: its layout, with torch's strides where x is both layouts (size-1 dims)
@@ -160,14 +158,9 @@ def backward(
     need_input: bool,
 ) -> tuple[Tensor | None, Tensor, Tensor]:
     """(dx or None, Σdy, Σdy·x̂): one kernel call."""
-    code = _DTYPE_CODES.get(input.dtype)
-    if (
-        code is None
-        or not input.is_cpu
-        or input.dim() < 2
-        or _fallback(grad_output, input, weight, mean, invstd)
-    ):
+    if not supports(input) or _fallback(grad_output, weight, mean, invstd):
         return torch_ref.backward(grad_output, input, weight, mean, invstd, batch_stats, need_input)
+    code = _DTYPE_CODES[input.dtype]
     x, layout, n, c, s = _layout(input)
     acc = torch.float64 if code == 1 else torch.float32
     dy = _like(grad_output, x, layout)

@@ -333,6 +333,11 @@ static inline void grad_sums_row(const T* x, const T* dy, i64 len, A hi, A lo, d
     sdxc += (double)s2;
 }
 
+// The "channels" strategy: contiguous, with the channels shared evenly among the threads.
+static inline bool by_channels(int layout, i64 C, int nt) {
+    return layout == 0 && (nt == 1 || C % nt == 0 || C >= 4 * nt);
+}
+
 static inline void split_range(i64 total, int parts, int idx, i64& lo, i64& hi) {
     i64 base = total / parts, rem = total % parts;
     lo = idx * base + std::min<i64>(idx, rem);
@@ -441,7 +446,7 @@ static void forward(const T* x, T* y, i64 N, i64 C, i64 S, int layout, const voi
         return;
     }
 
-    if (layout == 0 && (nt == 1 || C % nt == 0 || C >= 4 * nt)) {
+    if (by_channels(layout, C, nt)) {
         // "channels": reduce a channel, then apply it while it is in cache
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
         for (i64 c = 0; c < C; ++c) {
@@ -518,7 +523,7 @@ static void backward(const T* x, const T* dy, T* dx, i64 N, i64 C, i64 S, int la
     A* sum_dy_xhat_out = (A*)sum_dy_xhat_v;
     const double count = (double)N * (double)S;
 
-    if (layout == 0 && (nt == 1 || C % nt == 0 || C >= 4 * nt)) {
+    if (by_channels(layout, C, nt)) {
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
         for (i64 c = 0; c < C; ++c) {
             double sdy = 0, sdxc = 0;
